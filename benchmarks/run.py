@@ -17,11 +17,13 @@ FULL = {
     "bench_render.py": [],
     "bench_mix.py": [],
     "bench_score.py": [],
+    "bench_eval_rows.py": [],
 }
 QUICK = {
     "bench_render.py": ["--sizes", "20000,200000"],
     "bench_mix.py": ["--total", "1000000"],
     "bench_score.py": ["--bootstrap", "200"],
+    "bench_eval_rows.py": ["--rows", "100000"],
 }
 
 

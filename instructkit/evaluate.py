@@ -35,6 +35,7 @@ from instructkit.metrics import (
     reduce_references,
     score_pairs,
 )
+from instructkit.predictions_cache import PredictionCache
 from instructkit.progress import progress_bar
 
 PREDICTIONS_NAME = "predictions.jsonl"
@@ -113,14 +114,24 @@ def load_eval_rows(
     max_rows: int | None = None,
     sample_seed: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """Rows of ``split`` from every dataset, and each task's metrics from the manifests."""
+    """Rows of ``split`` from every dataset, and each task's metrics from the manifests.
+
+    Only the rows that are scored are read: the ``task`` column picks them (the same rows
+    :func:`limit_rows` keeps from the whole split), then just those rows are taken from the
+    memory-mapped Arrow shards. ``--max-rows 20`` on a 300k-row split no longer decodes it all.
+    """
+    if max_rows is not None and max_rows < 1:
+        raise OptionsError(f"max_rows must be at least 1, got {max_rows}.")
     rows: list[dict[str, Any]] = []
     task_metrics: dict[str, list[str]] = {}
     origin: dict[str, str] = {}
     for dataset in datasets:
         manifest = read_manifest(dataset)
-        dataset_rows = _split_rows(dataset, split, manifest)
-        for task in dict.fromkeys(row["task"] for row in dataset_rows):
+        table = open_split(dataset, split)
+        require_columns(table, ["prompt"], f"Split '{split}' of '{dataset}'")
+        default_task = str(manifest.get("task") or Path(dataset).name)
+        tasks = _row_tasks(table, default_task)
+        for task in dict.fromkeys(tasks):
             if task in origin:
                 raise EvaluateError(
                     f"Task '{task}' is in both '{origin[task]}' and '{dataset}': "
@@ -128,22 +139,78 @@ def load_eval_rows(
                 )
             origin[task] = str(dataset)
             task_metrics[task] = manifest_metrics(manifest, task)
-        rows.extend(dataset_rows)
-    return limit_rows(rows, max_rows, sample_seed), task_metrics
+        keep = select_rows(tasks, max_rows, sample_seed)
+        rows.extend(_split_rows(table, keep, tasks))
+    return rows, task_metrics
 
 
-def _split_rows(
-    dataset: str | os.PathLike[str], split: str, manifest: dict[str, Any]
-) -> list[dict[str, Any]]:
-    table = open_split(dataset, split)
-    require_columns(table, ["prompt"], f"Split '{split}' of '{dataset}'")
-    default_task = str(manifest.get("task") or Path(dataset).name)
+def _row_tasks(table: Any, default_task: str) -> list[str]:
+    """Each row's task (the manifest's task, or the dataset's name, where the column is empty)."""
+    if "task" not in table.column_names:
+        return [default_task] * table.num_rows
+    import pyarrow.compute as pc
+
+    # dictionary-encode: a 300k-row column has a handful of distinct strings
+    encoded = pc.dictionary_encode(table.column("task")).combine_chunks()
+    names = [default_task if not name else str(name) for name in encoded.dictionary.to_pylist()]
+    return [default_task if i is None else names[i] for i in encoded.indices.to_pylist()]
+
+
+def select_rows(
+    tasks: Sequence[str], max_rows: int | None, sample_seed: int | None = None
+) -> list[int]:
+    """Indices of the rows kept, in input order: at most ``max_rows`` per task.
+
+    The first ``max_rows`` rows of each task, or a seeded sample (``sample_seed``) that is the
+    same on every run and platform: :func:`limit_rows` applied to the whole split keeps the
+    very same rows.
+    """
+    if max_rows is None:
+        return list(range(len(tasks)))
+    by_task: dict[str, list[int]] = {}
+    for index, task in enumerate(tasks):
+        by_task.setdefault(task, []).append(index)
+    keep: list[int] = []
+    for task, indices in by_task.items():
+        if sample_seed is None or len(indices) <= max_rows:
+            keep.extend(indices[:max_rows])
+        else:
+            # a string seed is hashed with sha512: the same sample on every run and platform
+            keep.extend(random.Random(f"{sample_seed}:{task}").sample(indices, max_rows))
+    return sorted(keep)
+
+
+_ROW_COLUMNS = ("prompt", "completion", "references", "template_id", "example_id")
+
+
+def _split_rows(table: Any, keep: list[int], tasks: Sequence[str]) -> list[dict[str, Any]]:
+    """The kept rows in the shape evaluation uses (only these rows are decoded)."""
+    import pyarrow as pa
+
+    columns = [c for c in _ROW_COLUMNS if c in table.column_names]
+    selected = table.select(columns)
+    if len(keep) == table.num_rows:
+        decoded = selected.to_pylist()
+    else:
+        # batch by batch: Table.take would first concatenate every chunk of the columns,
+        # touching (and paging in) the whole split
+        decoded = []
+        start, position = 0, 0
+        for batch in selected.to_batches():
+            end = start + batch.num_rows
+            local = []
+            while position < len(keep) and keep[position] < end:
+                local.append(keep[position] - start)
+                position += 1
+            if local:
+                decoded.extend(batch.take(pa.array(local, type=pa.int64())).to_pylist())
+            start = end
     rows = []
-    for index, row in enumerate(table.to_pylist()):
+    for index, row in zip(keep, decoded, strict=True):
         references = row.get("references") or [row.get("completion") or ""]
         rows.append(
             {
-                "task": row.get("task") or default_task,
+                "task": tasks[index],
                 "template_id": row.get("template_id") or "",
                 "example_id": row.get("example_id") or str(index),
                 "prompt": row["prompt"],
@@ -183,21 +250,10 @@ def limit_rows(
     rows: list[dict[str, Any]], max_rows: int | None, sample_seed: int | None = None
 ) -> list[dict[str, Any]]:
     """At most ``max_rows`` rows per task: the first ones, or a seeded sample, in input order."""
-    if max_rows is None:
-        return rows
-    if max_rows < 1:
+    if max_rows is not None and max_rows < 1:
         raise OptionsError(f"max_rows must be at least 1, got {max_rows}.")
-    by_task: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        by_task.setdefault(row["task"], []).append(index)
-    keep: set[int] = set()
-    for task, indices in by_task.items():
-        if sample_seed is None or len(indices) <= max_rows:
-            keep.update(indices[:max_rows])
-        else:
-            # a string seed is hashed with sha512: the same sample on every run and platform
-            keep.update(random.Random(f"{sample_seed}:{task}").sample(indices, max_rows))
-    return [row for index, row in enumerate(rows) if index in keep]
+    keep = select_rows([row["task"] for row in rows], max_rows, sample_seed)
+    return [rows[index] for index in keep]
 
 
 # ---------------------------------------------------------------- scoring
@@ -267,6 +323,7 @@ class EvaluationResult:
     report: ScoreReport
     model: dict[str, Any]
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    predictions_cache: dict[str, Any] | None = None  # {"hit": bool, "key": str | None}
 
 
 def evaluate_model(
@@ -281,8 +338,14 @@ def evaluate_model(
     sample_seed: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    cache: PredictionCache | None = None,
 ) -> EvaluationResult:
-    """Generate predictions for a split, score them, write predictions.jsonl and metrics.json."""
+    """Generate predictions for a split, score them, write predictions.jsonl and metrics.json.
+
+    With a ``cache`` (:class:`instructkit.predictions_cache.PredictionCache`), predictions
+    already generated for the same model, rows and generation options are reused: the model is
+    not even loaded. ``metrics.json`` says which (``predictions_cache.hit``).
+    """
     generation = generation or GenerationOptions()
     scoring = scoring or ScoringOptions()
     rows, task_metrics = load_eval_rows(datasets, split, max_rows, sample_seed)
@@ -292,7 +355,7 @@ def evaluate_model(
         for name in dict.fromkeys(m for names in task_metrics.values() for m in names):
             get_metric(name)  # a pack naming an unknown metric fails before generation
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
-        model_info = predict_rows(model, adapter, rows, generation, quiet)
+        model_info = predict_rows(model, adapter, rows, generation, quiet, cache)
         report = score_rows(rows, task_metrics, scoring)[scoring.multi_ref]
         write_predictions(tmp / PREDICTIONS_NAME, rows)
         metrics = {
@@ -303,8 +366,11 @@ def evaluate_model(
             "scoring": scoring.to_json(),
             **report.to_json(),
         }
+        cache_info = model_info.pop("predictions_cache", None)
+        if cache_info is not None:
+            metrics["predictions_cache"] = cache_info
         _write_json(tmp / METRICS_NAME, metrics)
-    return EvaluationResult(Path(out), report, model_info, rows)
+    return EvaluationResult(Path(out), report, model_info, rows, cache_info)
 
 
 def predict_rows(
@@ -313,20 +379,55 @@ def predict_rows(
     rows: list[dict[str, Any]],
     generation: GenerationOptions,
     quiet: bool = False,
+    cache: PredictionCache | None = None,
 ) -> dict[str, Any]:
-    """Fill in each row's ``prediction``; return a description of the model used."""
-    loaded = load_model(model, adapter, quiet)
-    with progress_bar(len(rows), f"Generating with {Path(model).name}", quiet) as bar:
-        predictions = generate(loaded, [r["prompt"] for r in rows], generation, bar.update)
+    """Fill in each row's ``prediction``; return a description of the model used.
+
+    On a ``cache`` hit the model is not loaded; the description then carries
+    ``predictions_cache: {"hit": true, "key": ...}`` (``hit`` false after generating).
+    """
+    prompts = [r["prompt"] for r in rows]
+    lookup = None
+    if cache is not None:
+        lookup = cache.lookup(model, adapter, prompts, generation.to_json(), _device_kind())
+    if lookup is not None and lookup.predictions is not None:
+        predictions = lookup.predictions
+        cached = lookup.model_info or {}
+        adapter, base = _model_and_adapter(model, adapter)
+        info = {"adapter": adapter, "base": base, "seq2seq": cached.get("seq2seq")}
+    else:
+        loaded = load_model(model, adapter, quiet)
+        with progress_bar(len(rows), f"Generating with {Path(model).name}", quiet) as bar:
+            predictions = generate(loaded, prompts, generation, bar.update)
+        info = {"adapter": loaded.adapter, "base": loaded.base, "seq2seq": loaded.seq2seq}
+        if lookup is not None and lookup.key is not None and cache is not None:
+            cache.store(lookup.key, predictions, {"seq2seq": loaded.seq2seq})
     for row, prediction in zip(rows, predictions, strict=True):
         row["prediction"] = prediction
-    return {
+    described = {
         "model": model,
-        "adapter": loaded.adapter,
-        "base": loaded.base,
-        "seq2seq": loaded.seq2seq,
-        "tuned_on": tuned_on_tasks(loaded.adapter or model),
+        **info,
+        "tuned_on": tuned_on_tasks(info["adapter"] or model),
     }
+    if lookup is not None:
+        described["predictions_cache"] = {"hit": lookup.hit, "key": lookup.key}
+    return described
+
+
+def _model_and_adapter(model: str, adapter: str | None) -> tuple[str | None, str]:
+    """(adapter, base) as ``load_for_inference`` resolves them, without loading anything."""
+    from instructkit.modeling import adapter_base_model, is_adapter_dir
+
+    if adapter is None and is_adapter_dir(model):
+        return model, adapter_base_model(model)
+    return adapter, model
+
+
+def _device_kind() -> str:
+    """Where ``load_model`` puts the model: the GPU when there is one."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def load_model(model: str, adapter: str | None = None, quiet: bool = False) -> Any:

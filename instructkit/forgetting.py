@@ -21,6 +21,7 @@ from instructkit.errors import OptionsError
 from instructkit.evaluate import EvaluationResult, ScoringOptions, evaluate_model, load_eval_rows
 from instructkit.generate import GenerationOptions
 from instructkit.metrics import Score
+from instructkit.predictions_cache import PredictionCache
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -148,6 +149,7 @@ def compare_models(
     sample_seed: int | None = None,
     overwrite: bool = False,
     quiet: bool = False,
+    cache: PredictionCache | None = None,
 ) -> ForgettingReport:
     """Evaluate every model on every task and write report.json, report.md and report.png.
 
@@ -172,6 +174,7 @@ def compare_models(
                 max_rows=max_rows,
                 sample_seed=sample_seed,
                 quiet=quiet,
+                cache=cache,
             )  # fmt: skip
             for name, path in models.items()
         }

@@ -38,6 +38,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     """Point every user and cache directory at a temporary folder."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("INSTRUCTKIT_USER_PATH", str(home / "instructkit"))
+    monkeypatch.setenv("INSTRUCTKIT_CACHE", str(home / "cache"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "hf" / "datasets"))
     monkeypatch.delenv("INSTRUCTKIT_LOAD_PLUGINS", raising=False)

@@ -133,6 +133,10 @@ def _align(table: list[list[str]]) -> str:
     )
 
 
+def _cache_hit(result: Any) -> bool:
+    return bool(result.predictions_cache and result.predictions_cache.get("hit"))
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     """Add ``evaluate`` and ``score``."""
@@ -167,12 +171,21 @@ def register_commands(cli: click.Group) -> None:
     )
     @click.option("--sample-seed", type=int, help="With --max-rows: a seeded random sample.")
     @_generation_options
+    @click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        help="Predictions cache (default: $INSTRUCTKIT_CACHE, else ~/.cache/instructkit): "
+        "predictions already generated for the same model files, rows and generation "
+        "options are reused.",
+    )
+    @click.option("--no-cache", is_flag=True, help="Always generate; read and write no cache.")
     @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
                          compare: tuple[str, ...], split: str, out: str, multi_ref: str,
                          metrics: tuple[str, ...], num_proc: int, bootstrap: int, seed: int,
-                         max_rows: int | None, sample_seed: int | None, overwrite: bool,
+                         max_rows: int | None, sample_seed: int | None,
+                         cache_dir: str | None, no_cache: bool, overwrite: bool,
                          quiet: bool, **generation: Any) -> None:  # fmt: skip
         """Generate predictions for a split and score them, or compare models on every task.
 
@@ -186,6 +199,7 @@ def register_commands(cli: click.Group) -> None:
         """
         from instructkit.evaluate import ScoringOptions, evaluate_model
         from instructkit.generate import GenerationOptions
+        from instructkit.predictions_cache import PredictionCache
 
         if sample_seed is not None and max_rows is None:
             raise click.UsageError("--sample-seed picks the rows of --max-rows N: give both.")
@@ -205,6 +219,7 @@ def register_commands(cli: click.Group) -> None:
             "sample_seed": sample_seed,
             "overwrite": overwrite,
             "quiet": quiet,
+            "cache": None if no_cache else PredictionCache(cache_dir),
         }
         if compare:
             from instructkit.forgetting import REPORT_CHART, REPORT_JSON, compare_models
@@ -216,7 +231,8 @@ def register_commands(cli: click.Group) -> None:
         assert model is not None
         result = evaluate_model(model, datasets, split, out, adapter=adapter, **options)
         click.echo(format_scores({multi_ref: result.report}, with_mode=False))
-        click.echo(f"Wrote {len(result.rows)} predictions and metrics to {out}")
+        reused = " (predictions reused from the cache)" if _cache_hit(result) else ""
+        click.echo(f"Wrote {len(result.rows)} predictions and metrics to {out}{reused}")
 
     @cli.command(name="score")
     @click.argument("predictions", type=click.Path(dir_okay=False))
