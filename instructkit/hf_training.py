@@ -70,6 +70,8 @@ class HFTrainer(Trainer):
             base.config.use_cache = False
         model = self.wrap_model(base, options, run)
         trainer = build_hf_trainer(model, tokenizer, seq2seq, train_split, eval_split, options, run)
+        if options.keep_checkpoints:
+            trainer.add_callback(keep_checkpoints_callback(self, trainer, tokenizer, options, run))
         trainer.train(resume_from_checkpoint=last_checkpoint(run))
         if trainer.is_world_process_zero():
             self.save_model(trainer.model, run.output_dir, options)
@@ -338,6 +340,39 @@ def final_step_callback(has_validation: bool) -> Any:
             return control
 
     return FinalStepCallback()
+
+
+def keep_checkpoints_callback(
+    backend: HFTrainer, trainer: Any, tokenizer: Any, options: TrainerOptions, run: TrainRun
+) -> Any:
+    """Save the model at the ``keep_checkpoints`` steps, as the final one is saved.
+
+    Each goes to ``checkpoint-STEP`` (a loadable model or adapter with its tokenizer and an
+    ``instructkit-checkpoint.json``), which ``run_training`` moves to ``OUT/checkpoints/``.
+    The last step is not kept twice: ``OUT`` itself is that model.
+    """
+    import json
+
+    from transformers import TrainerCallback
+
+    from instructkit.trainers import keep_schedule
+    from instructkit.training_run import kept_checkpoints_dir
+
+    steps, every = keep_schedule(options.keep_checkpoints)
+
+    class KeepCheckpoints(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            step = state.global_step
+            wanted = step in steps or (every is not None and step % every == 0)
+            if not wanted or step >= state.max_steps or not state.is_world_process_zero:
+                return
+            target = kept_checkpoints_dir(run) / f"checkpoint-{step}"
+            backend.save_model(trainer.model, target, options)
+            tokenizer.save_pretrained(target)
+            record = {"step": step, "epoch": state.epoch}
+            (target / "instructkit-checkpoint.json").write_text(json.dumps(record) + "\n")
+
+    return KeepCheckpoints()
 
 
 def progress_callback(quiet: bool) -> Any:

@@ -105,6 +105,11 @@ class TrainerOptions:
     )
     save_steps: int = option(500, "Save a checkpoint for --resume every N steps.", minimum=1)
     save_total_limit: int = option(2, "Checkpoints kept while training.", minimum=1)
+    keep_checkpoints: list[str] | None = option(
+        None,
+        "Keep the model at these steps in OUT/checkpoints/ for 'evaluate --checkpoints' "
+        "(e.g. 50,100,200, or every:50).",
+    )
     precision: str = option(
         "auto", "auto: bf16 where the GPU has it, else fp16 on GPU, fp32 on CPU.",
         choices=("auto", "fp32", "bf16", "fp16"),
@@ -124,6 +129,7 @@ class TrainerOptions:
         """Check combinations of fields; subclasses extend it and call ``super().validate()``."""
         if self.max_steps == 0 or (self.max_steps < 0 and self.epochs <= 0):
             raise OptionsError("Nothing to train: set max_steps > 0 or epochs > 0.")
+        keep_schedule(self.keep_checkpoints)  # fails on a malformed list
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainerOptions:
@@ -138,6 +144,25 @@ class TrainerOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def keep_schedule(values: list[str] | None) -> tuple[frozenset[int], int | None]:
+    """The steps of ``keep_checkpoints`` and its ``every:N`` period (None: no period)."""
+    steps: set[int] = set()
+    every = None
+    for value in values or []:
+        text = value.strip().lower()
+        period = text.removeprefix("every:")
+        number = period if period != text else text
+        if not number.isdigit() or int(number) < 1:
+            raise OptionsError(
+                f"Option 'keep_checkpoints' takes steps (e.g. 50,100) or every:N, got {value!r}."
+            )
+        if period != text:
+            every = int(number)
+        else:
+            steps.add(int(number))
+    return frozenset(steps), every
 
 
 def describe_options(options_cls: type[TrainerOptions]) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ METADATA_NAME = "instructkit-train.json"
 LOG_NAME = "training_log.jsonl"
 CHART_NAME = "loss.png"
 RUN_STATE_NAME = "run.json"
+KEPT_CHECKPOINTS_NAME = "checkpoints"  # OUT/checkpoints/checkpoint-STEP (keep_checkpoints)
 
 
 class TrainingInterrupted(TrainerError):
@@ -61,6 +62,11 @@ def checkpoint_dir_for(out: str | os.PathLike[str]) -> Path:
     """Where checkpoints of ``--out DIR`` live until the run finishes: ``DIR.checkpoints``."""
     target = Path(out)
     return target.parent / f"{target.name}.checkpoints"
+
+
+def kept_checkpoints_dir(run: TrainRun) -> Path:
+    """Where ``keep_checkpoints`` models wait (surviving --resume) until they move to OUT."""
+    return run.checkpoint_dir.parent / "kept"
 
 
 def run_training(
@@ -279,6 +285,12 @@ def finish_run(
     run: TrainRun, out: Path, metadata: dict[str, Any], log: list[dict[str, Any]]
 ) -> None:
     """Write metadata, log and chart, move the staging directory to ``out``, drop checkpoints."""
+    kept = kept_checkpoints_dir(run)
+    if kept.is_dir():
+        target = run.output_dir / KEPT_CHECKPOINTS_NAME
+        kept.rename(target)
+        steps = [int(p.name.rpartition("-")[2]) for p in target.glob("checkpoint-*")]
+        metadata["kept_checkpoints"] = sorted(steps)
     _write_json(run.output_dir / METADATA_NAME, metadata)
     write_log(run.output_dir / LOG_NAME, log)
     plot_loss(run.output_dir / CHART_NAME, log, title=f"{metadata['backend']} training loss")

@@ -133,6 +133,25 @@ def _align(table: list[list[str]]) -> str:
     )
 
 
+def _run_specs(values: tuple[str, ...]) -> dict[str, str]:
+    """``NAME=RUN_DIR`` or ``RUN_DIR`` (named after its folder) for each --checkpoints value."""
+    runs: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or Path(value).exists():
+            name, path = Path(value).name, value
+        if not name or not path:
+            raise click.BadParameter(
+                f"'{value}' is not [NAME=]RUN_DIR.", param_hint="--checkpoints"
+            )
+        if name in runs:
+            raise click.BadParameter(
+                f"run name '{name}' is used twice.", param_hint="--checkpoints"
+            )
+        runs[name] = path
+    return runs
+
+
 def _cache_hit(result: Any) -> bool:
     return bool(result.predictions_cache and result.predictions_cache.get("hit"))
 
@@ -142,7 +161,7 @@ def register_commands(cli: click.Group) -> None:
     """Add ``evaluate`` and ``score``."""
 
     @cli.command(name="evaluate")
-    @click.argument("data", nargs=-1, required=True)
+    @click.argument("data", nargs=-1)
     @click.option("--model", "-m", help="Model directory, hub name or adapter directory.")
     @click.option("--adapter", help="Adapter directory to apply on --model.")
     @click.option(
@@ -151,6 +170,14 @@ def register_commands(cli: click.Group) -> None:
         metavar=_MODEL_SPEC_HELP,
         help="Compare models on every task (the first is the baseline): "
         "--compare base=DIR tuned=DIR ... writes the forgetting report.",
+    )
+    @click.option(
+        "--checkpoints",
+        multiple=True,
+        metavar="[NAME=]RUN_DIR",
+        help="Score every kept checkpoint of a training run (train -o keep_checkpoints=...) "
+        "and its base on every task: score against step, as curve.json/.md/.png. Repeat "
+        "for several runs; DATA defaults to the run's training dataset.",
     )
     @click.option("--split", default="test", show_default=True, help="Split to evaluate.")
     @click.option(
@@ -182,7 +209,8 @@ def register_commands(cli: click.Group) -> None:
     @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
-                         compare: tuple[str, ...], split: str, out: str, multi_ref: str,
+                         compare: tuple[str, ...], checkpoints: tuple[str, ...], split: str,
+                         out: str, multi_ref: str,
                          metrics: tuple[str, ...], num_proc: int, bootstrap: int, seed: int,
                          max_rows: int | None, sample_seed: int | None,
                          cache_dir: str | None, no_cache: bool, overwrite: bool,
@@ -196,6 +224,8 @@ def register_commands(cli: click.Group) -> None:
                 --split validation --out runs/eval-lora --max-rows 200
             instructkit evaluate --compare base=models/base full=runs/full lora=runs/lora \\
                 build/mix --split test --out runs/forgetting
+            instructkit evaluate --checkpoints full=runs/full --checkpoints mix=runs/mix \\
+                build/topic build/summary --out runs/curve --max-rows 100
         """
         from instructkit.evaluate import ScoringOptions, evaluate_model
         from instructkit.generate import GenerationOptions
@@ -208,9 +238,11 @@ def register_commands(cli: click.Group) -> None:
         models, datasets = split_model_specs(list(compare) + list(data), bool(compare))
         if compare and (model or adapter):
             raise click.UsageError("Give either --model/--adapter or --compare, not both.")
-        if not compare and not model:
+        if checkpoints and (model or adapter or compare):
+            raise click.UsageError("Give --checkpoints alone, not with --model or --compare.")
+        if not compare and not model and not checkpoints:
             raise click.UsageError("Give --model MODEL (or --compare NAME=MODEL ...).")
-        if not datasets:
+        if not datasets and not checkpoints:
             raise click.UsageError("Give at least one dataset directory (DATA).")
         options: dict[str, Any] = {
             "generation": GenerationOptions(**generation, seed=seed),
@@ -221,6 +253,14 @@ def register_commands(cli: click.Group) -> None:
             "quiet": quiet,
             "cache": None if no_cache else PredictionCache(cache_dir),
         }
+        if checkpoints:
+            from instructkit.curves import CURVE_CHART, CURVE_JSON, score_curves
+
+            runs = _run_specs(checkpoints)
+            curve = score_curves(runs, datasets, split, out, **options)
+            click.echo(curve.to_markdown())
+            click.echo(f"Wrote {Path(out) / CURVE_JSON} and {Path(out) / CURVE_CHART}")
+            return
         if compare:
             from instructkit.forgetting import REPORT_CHART, REPORT_JSON, compare_models
 
