@@ -24,6 +24,7 @@ from instructkit.evaluate import ScoringOptions, evaluate_model, load_eval_rows
 from instructkit.generate import GenerationOptions
 from instructkit.metrics import Score
 from instructkit.predictions_cache import PredictionCache
+from instructkit.probes import ProbeOptions, ProbeResult
 
 CURVE_JSON = "curve.json"
 CURVE_MARKDOWN = "curve.md"
@@ -51,6 +52,7 @@ class RunCurve:
     points: list[CurvePoint]
     scores: dict[str, list[Score]] = field(default_factory=dict)
     cache_hits: int = 0
+    probes: list[dict[str, ProbeResult]] = field(default_factory=list)  # per point
 
 
 @dataclass
@@ -72,6 +74,10 @@ class CurveReport:
                     "tuned_on": run.tuned_on,
                     "points": [vars(p) for p in run.points],
                     "cache_hits": run.cache_hits,
+                    "probes": [
+                        {"step": point.step, **{n: r.to_json() for n, r in probes.items()}}
+                        for point, probes in zip(run.points, run.probes, strict=False)
+                    ],
                 }
                 for run in self.runs
             ],
@@ -96,23 +102,28 @@ class CurveReport:
         """One table per run: a row per step, a column per task (primary score, 95% interval)."""
         lines = [
             f"Split '{self.split}': each task's primary metric (ROUGE as F-measure x 100) "
-            f"along training; step 0 is the base model.",
+            f"along training; step 0 is the base model. Loss columns: the loss probe "
+            f"(nats per token).",
         ]
         for run in self.runs:
             header = ["step", "model"] + [
                 t["task"] + (f" {TUNED_MARK}" if t["task"] in run.tuned_on else "")
                 for t in self.tasks
             ]
+            probe_names = list(run.probes[0]) if run.probes else []
+            header += [f"loss: {name}" for name in probe_names]
             lines += [
                 "",
                 f"### {run.name}",
                 "",
                 "| " + " | ".join(header) + " |",
-                "|--:|---|" + "--:|" * len(self.tasks),
+                "|--:|---|" + "--:|" * (len(self.tasks) + len(probe_names)),
             ]
             for index, point in enumerate(run.points):
                 cells = [str(point.step), point.kind]
                 cells += [run.scores[t["task"]][index].format() for t in self.tasks]
+                if run.probes:
+                    cells += [f"{run.probes[index][name].loss:.3f}" for name in probe_names]
                 lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"{TUNED_MARK} the run was tuned on this task. [low, high]: 95% interval."]
         return "\n".join(lines) + "\n"
@@ -176,6 +187,7 @@ def score_curves(
     overwrite: bool = False,
     quiet: bool = False,
     cache: PredictionCache | None = None,
+    probe: ProbeOptions | None = None,
 ) -> CurveReport:
     """Score every point of every run on every task; write curve.json, curve.md and curve.png.
 
@@ -210,8 +222,10 @@ def score_curves(
                 result = evaluate_model(
                     point.model, datasets, split, tmp / name / f"step-{point.step}",
                     generation=generation, scoring=scoring, max_rows=max_rows,
-                    sample_seed=sample_seed, quiet=quiet, cache=cache,
+                    sample_seed=sample_seed, quiet=quiet, cache=cache, probe=probe,
                 )  # fmt: skip
+                if result.probes is not None:
+                    curve.probes.append(result.probes)
                 if result.predictions_cache and result.predictions_cache.get("hit"):
                     curve.cache_hits += 1
                 report = result.report

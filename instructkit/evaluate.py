@@ -36,6 +36,7 @@ from instructkit.metrics import (
     score_pairs,
 )
 from instructkit.predictions_cache import PredictionCache
+from instructkit.probes import ProbeOptions, ProbeResult
 from instructkit.progress import progress_bar
 
 PREDICTIONS_NAME = "predictions.jsonl"
@@ -324,6 +325,7 @@ class EvaluationResult:
     model: dict[str, Any]
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
     predictions_cache: dict[str, Any] | None = None  # {"hit": bool, "key": str | None}
+    probes: dict[str, ProbeResult] | None = None  # the loss probe, when asked for
 
 
 def evaluate_model(
@@ -339,12 +341,15 @@ def evaluate_model(
     overwrite: bool = False,
     quiet: bool = False,
     cache: PredictionCache | None = None,
+    probe: ProbeOptions | None = None,
 ) -> EvaluationResult:
     """Generate predictions for a split, score them, write predictions.jsonl and metrics.json.
 
     With a ``cache`` (:class:`instructkit.predictions_cache.PredictionCache`), predictions
     already generated for the same model, rows and generation options are reused: the model is
-    not even loaded. ``metrics.json`` says which (``predictions_cache.hit``).
+    not even loaded. ``metrics.json`` says which (``predictions_cache.hit``). With ``probe``
+    (:class:`instructkit.probes.ProbeOptions`), the loss probe also runs on the scored rows
+    and the plain-text sample, into ``loss_probe.json``.
     """
     generation = generation or GenerationOptions()
     scoring = scoring or ScoringOptions()
@@ -370,7 +375,12 @@ def evaluate_model(
         if cache_info is not None:
             metrics["predictions_cache"] = cache_info
         _write_json(tmp / METRICS_NAME, metrics)
-    return EvaluationResult(Path(out), report, model_info, rows, cache_info)
+        probes = None
+        if probe is not None:
+            from instructkit.probes import run_probe
+
+            probes = run_probe(model, adapter, rows, probe, tmp)
+    return EvaluationResult(Path(out), report, model_info, rows, cache_info, probes)
 
 
 def predict_rows(

@@ -19,9 +19,19 @@ from typing import Any
 from instructkit.artifact import atomic_output_dir
 from instructkit.errors import OptionsError
 from instructkit.evaluate import EvaluationResult, ScoringOptions, evaluate_model, load_eval_rows
+from instructkit.forgetting_stats import (
+    CROSSES_ZERO_MARK,
+    crosses_zero,
+    format_delta,
+    paired_delta,
+    probe_markdown,
+    probes_json,
+    verdicts,
+)
 from instructkit.generate import GenerationOptions
 from instructkit.metrics import Score
 from instructkit.predictions_cache import PredictionCache
+from instructkit.probes import ProbeOptions, ProbeResult
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -49,6 +59,10 @@ class TaskRow:
     primary: str
     num_rows: int
     scores: dict[str, Score]
+    # per model: Δ against the baseline with its paired-bootstrap interval
+    deltas: dict[str, Score] = field(default_factory=dict)
+    # per adapter model: the score of its base model, i.e. with the adapter removed
+    adapter_removed: dict[str, Score] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +73,8 @@ class ForgettingReport:
     models: list[ModelEntry]
     tasks: list[TaskRow]
     out: Path | None = None
+    # per model, per probe: the loss probe (instructkit.probes), when it ran
+    probes: dict[str, dict[str, ProbeResult]] = field(default_factory=dict)
 
     @property
     def baseline(self) -> str:
@@ -67,6 +83,10 @@ class ForgettingReport:
     def delta(self, row: TaskRow, model: str) -> float:
         """How much ``model`` gained (+) or lost (-) on the task against the baseline."""
         return row.scores[model].value - row.scores[self.baseline].value
+
+    def delta_score(self, row: TaskRow, model: str) -> Score:
+        """The delta with its interval (paired bootstrap); no interval when none was computed."""
+        return row.deltas.get(model) or Score(self.delta(row, model))
 
     def tuned_on(self, task: str) -> list[str]:
         return [m.name for m in self.models if task in m.tuned_on]
@@ -85,10 +105,18 @@ class ForgettingReport:
                     "num_rows": row.num_rows,
                     "scores": {name: score.to_json() for name, score in row.scores.items()},
                     "delta": {name: self.delta(row, name) for name in others},
+                    "delta_interval": {
+                        name: {"low": d.low, "high": d.high, "crosses_zero": crosses_zero(d)}
+                        for name in others
+                        for d in [self.delta_score(row, name)]
+                    },
+                    "adapter_removed": {n: s.to_json() for n, s in row.adapter_removed.items()},
                     "tuned_on": self.tuned_on(row.task),
                 }
                 for row in self.tasks
             ],
+            "probes": probes_json(self),
+            "verdicts": verdicts(self),
         }
 
     def to_markdown(self) -> str:
@@ -96,6 +124,8 @@ class ForgettingReport:
         header = ["task", "metric", "rows", self.baseline]
         for model in self.models[1:]:
             header += [model.name, f"Δ {model.name}"]
+            if self._has_removed(model.name):
+                header.append(f"{model.name} adapter removed")
         lines = [
             f"Split '{self.split}': each task's primary metric (ROUGE as F-measure x 100), "
             f"Δ against '{self.baseline}'.",
@@ -104,8 +134,18 @@ class ForgettingReport:
             "|" + "|".join(["---", "---", "--:"] + ["--:"] * (len(header) - 3)) + "|",
         ]
         lines += [self._markdown_row(row) for row in self.tasks]
-        lines += ["", f"{TUNED_MARK} tuned on this task (from instructkit-train.json)."]
+        lines += [
+            "",
+            f"{TUNED_MARK} tuned on this task (from instructkit-train.json). Δ ± half the 95% "
+            f"interval of the per-row differences (paired bootstrap); {CROSSES_ZERO_MARK}: the "
+            "interval includes 0, no clear change.",
+        ]
+        lines += probe_markdown(self)
+        lines += ["", "Verdict:", ""] + [f"- {line}" for line in verdicts(self)]
         return "\n".join(lines) + "\n"
+
+    def _has_removed(self, name: str) -> bool:
+        return any(name in row.adapter_removed for row in self.tasks)
 
     def _markdown_row(self, row: TaskRow) -> str:
         tuned = set(self.tuned_on(row.task))
@@ -116,7 +156,10 @@ class ForgettingReport:
 
         cells = [row.task, f"{row.metric}:{row.primary}", str(row.num_rows), cell(self.baseline)]
         for model in self.models[1:]:
-            cells += [cell(model.name), f"{self.delta(row, model.name):+.2f}"]
+            cells += [cell(model.name), format_delta(self.delta_score(row, model.name))]
+            if self._has_removed(model.name):
+                removed = row.adapter_removed.get(model.name)
+                cells.append("" if removed is None else f"{removed.value:.2f}")
         return "| " + " | ".join(cells) + " |"
 
     def write_chart(self, path: str | os.PathLike[str]) -> None:
@@ -129,8 +172,12 @@ class ForgettingReport:
             path,
             categories=[self._chart_label(row.task) for row in self.tasks],
             series={m.name: [row.scores[m.name].value for row in self.tasks] for m in self.models},
-            title=f"Before / after per task ({self.split})",
+            title=f"Before / after per task ({self.split}); bars: 95% intervals",
             ylabel=f"{ylabel} (x 100)",
+            intervals={
+                m.name: [(row.scores[m.name].low, row.scores[m.name].high) for row in self.tasks]
+                for m in self.models
+            },
         )
 
     def _chart_label(self, task: str) -> str:
@@ -150,11 +197,15 @@ def compare_models(
     overwrite: bool = False,
     quiet: bool = False,
     cache: PredictionCache | None = None,
+    probe: ProbeOptions | None = None,
 ) -> ForgettingReport:
     """Evaluate every model on every task and write report.json, report.md and report.png.
 
     ``models`` maps a short name to a model directory, hub name or adapter directory; the first
-    is the baseline. Each model's predictions and metrics go to ``out/<name>/``.
+    is the baseline. Each model's predictions and metrics go to ``out/<name>/``. An adapter
+    is also scored with the adapter removed (its base model; the baseline's scores when the
+    base is the baseline) into ``out/<name>/adapter-removed/``. ``probe`` runs the loss probe
+    on every model.
     """
     if len(models) < 2:
         raise OptionsError("Compare at least two models, e.g. base=MODEL tuned=MODEL_OR_ADAPTER.")
@@ -175,17 +226,66 @@ def compare_models(
                 sample_seed=sample_seed,
                 quiet=quiet,
                 cache=cache,
+                probe=probe,
             )  # fmt: skip
             for name, path in models.items()
         }
-        report = build_report(split, results)
+        removed = adapter_removed_results(
+            results, tmp, datasets, split, generation, scoring, max_rows, sample_seed, quiet, cache
+        )
+        report = build_report(split, results, scoring, removed)
         write_report(report, tmp)
     report.out = Path(out)
     return report
 
 
-def build_report(split: str, results: Mapping[str, EvaluationResult]) -> ForgettingReport:
-    """A report from each model's evaluation of the same rows."""
+def adapter_removed_results(
+    results: Mapping[str, EvaluationResult],
+    tmp: Path,
+    datasets: Sequence[str | os.PathLike[str]],
+    split: str,
+    generation: GenerationOptions | None,
+    scoring: ScoringOptions | None,
+    max_rows: int | None,
+    sample_seed: int | None,
+    quiet: bool,
+    cache: PredictionCache | None,
+) -> dict[str, EvaluationResult]:
+    """Each adapter's base model scored on the same rows (the baseline's result if it is that)."""
+    baseline = next(iter(results.values()))
+    removed = {}
+    for name, result in results.items():
+        if not result.model.get("adapter"):
+            continue
+        base = str(result.model["base"])
+        if not baseline.model.get("adapter") and _same_path(base, baseline.model["model"]):
+            removed[name] = baseline
+            continue
+        removed[name] = evaluate_model(
+            base, datasets, split, tmp / name / "adapter-removed", generation=generation,
+            scoring=scoring, max_rows=max_rows, sample_seed=sample_seed, quiet=quiet, cache=cache,
+        )  # fmt: skip
+    return removed
+
+
+def _same_path(a: str, b: str) -> bool:
+    return a == b or (
+        Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
+    )
+
+
+def build_report(
+    split: str,
+    results: Mapping[str, EvaluationResult],
+    scoring: ScoringOptions | None = None,
+    removed: Mapping[str, EvaluationResult] | None = None,
+) -> ForgettingReport:
+    """A report from each model's evaluation of the same rows.
+
+    Δ intervals bootstrap the per-row differences with the scoring options (``bootstrap``
+    resamples, ``confidence``, ``seed``); ``removed`` gives adapters' adapter-removed results.
+    """
+    scoring = scoring or ScoringOptions()
     entries = [
         ModelEntry(
             name,
@@ -201,8 +301,19 @@ def build_report(split: str, results: Mapping[str, EvaluationResult]) -> Forgett
     for task in first.tasks:
         metric, result = first.primary(task)
         scores = {name: r.report.primary_score(task) for name, r in results.items()}
-        rows.append(TaskRow(task, metric, result.primary, result.num_rows, scores))
-    return ForgettingReport(split, entries, rows)
+        row = TaskRow(task, metric, result.primary, result.num_rows, scores)
+        baseline_rows = result.row_scores.get(result.primary)
+        for name, other in list(results.items())[1:]:
+            mine = other.report.tasks[task][metric].row_scores.get(result.primary)
+            if mine is not None and baseline_rows is not None and len(mine) == len(baseline_rows):
+                row.deltas[name] = paired_delta(
+                    mine, baseline_rows, scoring.bootstrap, scoring.confidence, scoring.seed
+                )
+        for name, other in (removed or {}).items():
+            row.adapter_removed[name] = other.report.primary_score(task)
+        rows.append(row)
+    probes = {name: r.probes for name, r in results.items() if r.probes is not None}
+    return ForgettingReport(split, entries, rows, probes=probes)
 
 
 def write_report(report: ForgettingReport, out: Path) -> None:

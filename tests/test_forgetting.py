@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from evaluate_helpers import (
@@ -45,15 +46,17 @@ def report_run(work, tmp_path_factory):
     captured = {}
     original = charts.grouped_bar_chart
 
-    def spy(path, categories, series, title, ylabel):
-        captured.update(categories=list(categories), series=dict(series), ylabel=ylabel)
-        original(path, categories, series, title, ylabel)
+    def spy(path, categories, series, title, ylabel, intervals=None):
+        captured.update(
+            categories=list(categories), series=dict(series), ylabel=ylabel, intervals=intervals
+        )
+        original(path, categories, series, title, ylabel, intervals)
 
     charts.grouped_bar_chart = spy
     try:
         args = ["evaluate", "--compare", f"base={work['base']}", f"full={work['full']}"]
         args += [f"lora={work['lora']}", str(work["topic"]), str(work["summary"])]
-        result = CliRunner().invoke(cli, [*args, "--out", str(out), *FAST])
+        result = CliRunner().invoke(cli, [*args, "--out", str(out), "--loss-probe", *FAST])
     finally:
         charts.grouped_bar_chart = original
     assert result.exit_code == 0, result.output
@@ -61,7 +64,15 @@ def report_run(work, tmp_path_factory):
 
 
 def table_rows(markdown):
-    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    """The first table of the markdown (the scores; the loss probe's table follows)."""
+    all_lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(all_lines) if line.startswith("| "))
+    lines = []
+    for line in all_lines[start:]:
+        if not line.startswith("|"):
+            break
+        if line.startswith("| "):
+            lines.append(line)
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     return [
         dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
@@ -99,12 +110,19 @@ def test_table_json_and_chart_agree(report_run):
             assert task["delta"][model] == pytest.approx(
                 task["scores"][model]["value"] - task["scores"]["base"]["value"]
             )
-            assert float(row[f"Δ {model}"]) == pytest.approx(task["delta"][model], abs=0.005)
+            delta = float(row[f"Δ {model}"].split(" ± ")[0])
+            assert delta == pytest.approx(task["delta"][model], abs=0.005)
     chart = report_run["chart"]
     assert chart["categories"] == ["topic", "summary\n* full"]
     assert chart["series"] == {
         m: [t["scores"][m]["value"] for t in data["tasks"]] for m in ("base", "full", "lora")
     }
+    # the chart draws every bar's 95% interval
+    assert chart["intervals"] == {
+        m: [(t["scores"][m]["low"], t["scores"][m]["high"]) for t in data["tasks"]]
+        for m in ("base", "full", "lora")
+    }
+    assert all(low is not None for values in chart["intervals"].values() for low, _ in values)
 
 
 def test_tuned_on_tasks_are_marked(report_run):
@@ -142,7 +160,7 @@ def test_compare_models_api_and_repeated_compare_option(work, tmp_path, runner):
         [work["summary"]],
         "test",
         tmp_path / "api",
-        scoring=forgetting.ScoringOptions(bootstrap=0),
+        scoring=forgetting.ScoringOptions(bootstrap=50),
         max_rows=3,
         quiet=True,
     )  # fmt: skip
@@ -184,3 +202,56 @@ def test_bad_compare_specs(runner, work, tmp_path, specs, message):
     assert result.exit_code in (1, 2)
     assert message in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_delta_intervals_are_paired_and_marked_when_they_cross_zero(report_run):
+    data = json.loads((report_run["out"] / "report.json").read_text())
+    rows = {r["task"]: r for r in table_rows((report_run["out"] / "report.md").read_text())}
+    for task in data["tasks"]:
+        # the untrained LoRA is the base exactly: Δ 0 with a [0, 0] interval, marked ~0
+        lora = task["delta_interval"]["lora"]
+        assert (lora["low"], lora["high"], lora["crosses_zero"]) == (0, 0, True)
+        assert rows[task["task"]]["Δ lora"] == "+0.00 ± 0.00 ~0"
+        full = task["delta_interval"]["full"]
+        assert full["low"] <= task["delta"]["full"] <= full["high"]
+        cell = rows[task["task"]]["Δ full"]
+        assert cell.endswith("~0") == (full["low"] <= 0 <= full["high"])
+        assert f"± {(full['high'] - full['low']) / 2:.2f}" in cell
+
+
+def test_adapter_removed_scores_and_verdicts(report_run):
+    data = json.loads((report_run["out"] / "report.json").read_text())
+    for task in data["tasks"]:
+        # the adapter's base is the baseline: removing the adapter gives the base's score
+        assert task["adapter_removed"] == {"lora": task["scores"]["base"]}
+    rows = table_rows((report_run["out"] / "report.md").read_text())
+    assert all(float(r["lora adapter removed"]) == float(r["base"]) for r in rows)
+    assert "full adapter removed" not in rows[0]
+    verdicts = data["verdicts"]
+    assert [v.split(":")[0] for v in verdicts] == ["full", "lora"]
+    assert "kept topic (+0.0 ± 0.0)" in verdicts[1] and "adapter removed:" in verdicts[1]
+    summary = next(t for t in data["tasks"] if t["task"] == "summary")
+    if not summary["delta_interval"]["full"]["crosses_zero"]:
+        assert f"learned summary: {summary['delta']['full']:+.1f}" in verdicts[0]
+    markdown = (report_run["out"] / "report.md").read_text()
+    assert all(f"- {line}" in markdown for line in verdicts)
+
+
+def test_loss_probe_in_the_report(report_run):
+    data = json.loads((report_run["out"] / "report.json").read_text())
+    probes = data["probes"]
+    assert set(probes) == {"base", "full", "lora"}
+    assert list(probes["base"]) == ["topic", "summary", "plain text"]
+    for model in probes.values():
+        for result in model.values():
+            assert result["loss"] > 0 and result["tokens"] > 0
+            assert result["perplexity"] == pytest.approx(math.exp(result["loss"]))
+    # LoRA untrained: the same loss as the base; full was tuned on summary: lower loss there
+    assert probes["lora"]["plain text"]["loss"] == pytest.approx(
+        probes["base"]["plain text"]["loss"]
+    )
+    assert probes["full"]["summary"]["loss"] < probes["base"]["summary"]["loss"]
+    assert (report_run["out"] / "full" / "loss_probe.json").is_file()
+    markdown = (report_run["out"] / "report.md").read_text()
+    assert "Loss probe" in markdown and "| plain text | 25 |" in markdown
+    assert "plain text loss" in data["verdicts"][0]

@@ -206,6 +206,19 @@ def register_commands(cli: click.Group) -> None:
         "options are reused.",
     )
     @click.option("--no-cache", is_flag=True, help="Always generate; read and write no cache.")
+    @click.option(
+        "--loss-probe",
+        is_flag=True,
+        help="Also measure the mean completion loss (perplexity) on the evaluated rows and on "
+        "a held-out plain-text sample (loss_probe.json; in the report).",
+    )
+    @click.option(
+        "--probe-text",
+        multiple=True,
+        type=click.Path(dir_okay=False, exists=True),
+        help="Plain-text file(s) for --loss-probe, passages separated by blank lines "
+        "(default: a sample shipped with instructkit).",
+    )
     @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
@@ -213,7 +226,8 @@ def register_commands(cli: click.Group) -> None:
                          out: str, multi_ref: str,
                          metrics: tuple[str, ...], num_proc: int, bootstrap: int, seed: int,
                          max_rows: int | None, sample_seed: int | None,
-                         cache_dir: str | None, no_cache: bool, overwrite: bool,
+                         cache_dir: str | None, no_cache: bool, loss_probe: bool,
+                         probe_text: tuple[str, ...], overwrite: bool,
                          quiet: bool, **generation: Any) -> None:  # fmt: skip
         """Generate predictions for a split and score them, or compare models on every task.
 
@@ -253,6 +267,13 @@ def register_commands(cli: click.Group) -> None:
             "quiet": quiet,
             "cache": None if no_cache else PredictionCache(cache_dir),
         }
+        if probe_text and not loss_probe:
+            raise click.UsageError("--probe-text is read by --loss-probe: give both.")
+        if loss_probe:
+            from instructkit.probes import ProbeOptions
+
+            probe = ProbeOptions(texts=probe_text) if probe_text else ProbeOptions()
+            options["probe"] = probe
         if checkpoints:
             from instructkit.curves import CURVE_CHART, CURVE_JSON, score_curves
 
