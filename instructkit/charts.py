@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # Set before pyplot is imported anywhere: there is no display on servers and CI.
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -18,10 +18,10 @@ Interval = tuple[float | None, float | None]
 def grouped_bar_chart(
     path: str | os.PathLike[str],
     categories: Sequence[str],
-    series: dict[str, Sequence[float]],
+    series: Mapping[str, Sequence[float]],
     title: str,
     ylabel: str,
-    intervals: dict[str, Sequence[Interval]] | None = None,
+    intervals: Mapping[str, Sequence[Interval]] | None = None,
 ) -> None:
     """Bars grouped by category, one colour per series (e.g. target vs realized, before/after).
 

@@ -6,7 +6,9 @@ with the project (or any folder in DialogSum's layout) and a tiny model built on
 0. teach a fresh tiny model task A (dialogue → topic): the "base", so it has something to forget;
 1. from the base: (a) full fine-tuning on task B (dialogue → summary) only, (b) full fine-tuning
    on an A+B mixture, (c) LoRA on B, (d) prompt tuning on B;
-2. the forgetting report: every model on A and B test, as a table, JSON and a PNG chart.
+2. the forgetting report: every model on A and B test, as a table, JSON and a PNG chart, with
+   the loss probe (completion loss on A and B, and on a plain-text sample);
+3. forgetting over training: the checkpoints of (a) and (b) scored on A and B, as a curve.
 
 The adapters leave the base weights untouched, so with the adapter removed (c) and (d) score
 exactly what the base scores on A; the report's base column is that number.
@@ -15,6 +17,7 @@ exactly what the base scores on A; the report's base column is that number.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +26,7 @@ from typing import Any
 
 from instructkit.artifact import atomic_output_dir, open_split
 from instructkit.errors import InstructkitError
+from instructkit.predictions_cache import PredictionCache
 
 TASK_A = "dialogsum_topic"
 TASK_B = "dialogsum"
@@ -53,6 +57,8 @@ class DemoRecipe:
     prompt_tuning_lr: float = 0.3
     virtual_tokens: int = 20
     eval_rows: int = 100
+    # checkpoints kept along full-B and mix-AB for the curve (every tune_steps // curve_points)
+    curve_points: int = 4
     max_new_tokens: int = 40
     seed: int = 0
     threads: int = 1
@@ -106,9 +112,10 @@ def _run_steps(
         base = _train(
             task_a, "full", init, runs / "base", recipe.base_steps, recipe.full_lr, recipe
         )
+    keep = {"keep_checkpoints": f"every:{max(1, recipe.tune_steps // recipe.curve_points)}"}
     trainings: list[tuple[str, Path, str, float, dict[str, Any]]] = [
-        ("full-B", task_b, "full", recipe.full_lr, {}),
-        ("mix-AB", mix, "full", recipe.full_lr, {}),
+        ("full-B", task_b, "full", recipe.full_lr, keep),
+        ("mix-AB", mix, "full", recipe.full_lr, keep),
         ("lora-B", task_b, "lora", recipe.lora_lr,
          {"r": recipe.lora_r, "alpha": 2 * recipe.lora_r, "target_modules": "all-linear",
           "modules_to_save": recipe.lora_modules_to_save}),
@@ -122,8 +129,13 @@ def _run_steps(
                 dataset, backend, str(base), runs / name, recipe.tune_steps, lr, recipe, extra
             )
             models[name] = str(path)
+    cache = PredictionCache(tmp / ".cache")  # the curve reuses the report's base and finals
     with timer(f"forgetting report ({recipe.eval_rows} test rows per task)"):
-        report = _report(models, [task_a, task_b], tmp / "report", recipe, quiet)
+        report = _report(models, [task_a, task_b], tmp / "report", recipe, quiet, cache)
+    with timer("forgetting over training: checkpoints of full-B and mix-AB on A and B"):
+        runs_to_curve = {name: models[name] for name in ("full-B", "mix-AB")}
+        _curve(runs_to_curve, [task_a, task_b], tmp / "curve", recipe, quiet, cache)
+    shutil.rmtree(tmp / ".cache", ignore_errors=True)
     _write_recipe(tmp, recipe, data, model)
     _relocate_paths(report, tmp, final)
     return report
@@ -222,21 +234,37 @@ def _train(
 
 
 def _report(
-    models: dict[str, str], datasets: list[Path], out: Path, recipe: DemoRecipe, quiet: bool
-) -> Any:
-    from instructkit.evaluate import ScoringOptions
+    models: dict[str, str], datasets: list[Path], out: Path, recipe: DemoRecipe, quiet: bool,
+    cache: PredictionCache,
+) -> Any:  # fmt: skip
     from instructkit.forgetting import compare_models
-    from instructkit.generate import GenerationOptions
+    from instructkit.probes import ProbeOptions
 
     return compare_models(
-        models,
-        datasets,
-        "test",
-        out,
-        generation=GenerationOptions(max_new_tokens=recipe.max_new_tokens, batch_size=32),
-        scoring=ScoringOptions(bootstrap=200, seed=recipe.seed),
-        max_rows=recipe.eval_rows,
-        quiet=quiet,
+        models, datasets, "test", out, **_eval_options(recipe), quiet=quiet, cache=cache,
+        probe=ProbeOptions(max_rows=recipe.eval_rows),
+    )  # fmt: skip
+
+
+def _eval_options(recipe: DemoRecipe) -> dict[str, Any]:
+    from instructkit.evaluate import ScoringOptions
+    from instructkit.generate import GenerationOptions
+
+    return {
+        "generation": GenerationOptions(max_new_tokens=recipe.max_new_tokens, batch_size=32),
+        "scoring": ScoringOptions(bootstrap=200, seed=recipe.seed),
+        "max_rows": recipe.eval_rows,
+    }
+
+
+def _curve(
+    runs: dict[str, str], datasets: list[Path], out: Path, recipe: DemoRecipe, quiet: bool,
+    cache: PredictionCache,
+) -> Any:  # fmt: skip
+    from instructkit.curves import score_curves
+
+    return score_curves(
+        runs, datasets, "test", out, **_eval_options(recipe), quiet=quiet, cache=cache
     )
 
 

@@ -29,6 +29,7 @@ from instructkit.forgetting_stats import (
     verdicts,
 )
 from instructkit.generate import GenerationOptions
+from instructkit.lm_eval_engine import HarnessOptions, harness_markdown
 from instructkit.metrics import Score
 from instructkit.predictions_cache import PredictionCache
 from instructkit.probes import ProbeOptions, ProbeResult
@@ -75,6 +76,8 @@ class ForgettingReport:
     out: Path | None = None
     # per model, per probe: the loss probe (instructkit.probes), when it ran
     probes: dict[str, dict[str, ProbeResult]] = field(default_factory=dict)
+    # per model: lm-evaluation-harness results {task: {metric: value}}, when it ran
+    harness: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     @property
     def baseline(self) -> str:
@@ -116,6 +119,7 @@ class ForgettingReport:
                 for row in self.tasks
             ],
             "probes": probes_json(self),
+            "harness": self.harness,
             "verdicts": verdicts(self),
         }
 
@@ -141,6 +145,7 @@ class ForgettingReport:
             "interval includes 0, no clear change.",
         ]
         lines += probe_markdown(self)
+        lines += harness_markdown(self.harness, self.baseline)
         lines += ["", "Verdict:", ""] + [f"- {line}" for line in verdicts(self)]
         return "\n".join(lines) + "\n"
 
@@ -168,16 +173,24 @@ class ForgettingReport:
 
         primaries = {row.primary for row in self.tasks}
         ylabel = primaries.pop() if len(primaries) == 1 else "primary metric"
+        categories = [self._chart_label(row.task) for row in self.tasks]
+        series = {m.name: [row.scores[m.name].value for row in self.tasks] for m in self.models}
+        intervals = {
+            m.name: [(row.scores[m.name].low, row.scores[m.name].high) for row in self.tasks]
+            for m in self.models
+        }
+        for label, scores in harness_chart_bars(self.harness, [m.name for m in self.models]):
+            categories.append(label)
+            for name, (value, interval) in scores.items():
+                series[name].append(value)
+                intervals[name].append(interval)
         charts.grouped_bar_chart(
             path,
-            categories=[self._chart_label(row.task) for row in self.tasks],
-            series={m.name: [row.scores[m.name].value for row in self.tasks] for m in self.models},
+            categories=categories,
+            series=series,
             title=f"Before / after per task ({self.split}); bars: 95% intervals",
             ylabel=f"{ylabel} (x 100)",
-            intervals={
-                m.name: [(row.scores[m.name].low, row.scores[m.name].high) for row in self.tasks]
-                for m in self.models
-            },
+            intervals=intervals,
         )
 
     def _chart_label(self, task: str) -> str:
@@ -198,6 +211,7 @@ def compare_models(
     quiet: bool = False,
     cache: PredictionCache | None = None,
     probe: ProbeOptions | None = None,
+    harness: HarnessOptions | None = None,
 ) -> ForgettingReport:
     """Evaluate every model on every task and write report.json, report.md and report.png.
 
@@ -205,7 +219,8 @@ def compare_models(
     is the baseline. Each model's predictions and metrics go to ``out/<name>/``. An adapter
     is also scored with the adapter removed (its base model; the baseline's scores when the
     base is the baseline) into ``out/<name>/adapter-removed/``. ``probe`` runs the loss probe
-    on every model.
+    on every model; ``harness`` runs lm-evaluation-harness tasks on every model (adapters with
+    ``peft=``) into the same report and chart.
     """
     if len(models) < 2:
         raise OptionsError("Compare at least two models, e.g. base=MODEL tuned=MODEL_OR_ADAPTER.")
@@ -234,6 +249,8 @@ def compare_models(
             results, tmp, datasets, split, generation, scoring, max_rows, sample_seed, quiet, cache
         )
         report = build_report(split, results, scoring, removed)
+        if harness is not None:
+            report.harness = run_harness_for(models, results, harness, tmp)
         write_report(report, tmp)
     report.out = Path(out)
     return report
@@ -266,6 +283,51 @@ def adapter_removed_results(
             scoring=scoring, max_rows=max_rows, sample_seed=sample_seed, quiet=quiet, cache=cache,
         )  # fmt: skip
     return removed
+
+
+def run_harness_for(
+    models: Mapping[str, str],
+    results: Mapping[str, EvaluationResult],
+    options: HarnessOptions,
+    tmp: Path,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """lm-evaluation-harness results per model, also written to ``<name>/lm_eval.json``."""
+    from instructkit.lm_eval_engine import run_harness
+
+    table = {}
+    for name in models:
+        model = results[name].model
+        path = str(model["base"]) if model.get("adapter") else str(model["model"])
+        table[name] = run_harness(
+            path, options.tasks, adapter=model.get("adapter"), include_path=options.include_path,
+            limit=options.limit, batch_size=options.batch_size, num_fewshot=options.num_fewshot,
+        )  # fmt: skip
+        (tmp / name / "lm_eval.json").write_text(json.dumps(table[name], indent=2) + "\n")
+    return table
+
+
+def harness_chart_bars(
+    harness: Mapping[str, Mapping[str, Mapping[str, float]]], names: Sequence[str]
+) -> list[tuple[str, dict[str, tuple[float, tuple[float | None, float | None]]]]]:
+    """Extra chart groups for harness metrics: x 100 when a metric is a fraction, ±1.96 stderr."""
+    from instructkit.lm_eval_engine import harness_metrics
+
+    bars = []
+    for task, metric in harness_metrics(harness):
+        values = [harness.get(n, {}).get(task, {}).get(metric) for n in names]
+        if any(v is None for v in values):
+            continue
+        scale = 100.0 if all(abs(v or 0) <= 1.0 for v in values) else 1.0
+        scores = {}
+        for name, value in zip(names, values, strict=True):
+            assert value is not None
+            stderr = harness[name][task].get(f"{metric}_stderr")
+            interval: tuple[float | None, float | None] = (None, None)
+            if stderr:
+                interval = (scale * (value - 1.96 * stderr), scale * (value + 1.96 * stderr))
+            scores[name] = (scale * value, interval)
+        bars.append((f"{task}\n(lm-eval {metric})", scores))
+    return bars
 
 
 def _same_path(a: str, b: str) -> bool:

@@ -55,6 +55,7 @@ def register_commands(cli: click.Group) -> None:
             click.echo(line)
         click.echo("")
         click.echo(f"Report: {report.out}/report/report.md, report.json, report.png")
+        click.echo(f"Curve: {report.out}/curve/curve.md, curve.json, curve.png")
 
     @cli.command(name="tiny-model")
     @click.argument("out", type=click.Path(file_okay=False))

@@ -219,6 +219,20 @@ def register_commands(cli: click.Group) -> None:
         help="Plain-text file(s) for --loss-probe, passages separated by blank lines "
         "(default: a sample shipped with instructkit).",
     )
+    @click.option(
+        "--lm-eval-tasks",
+        metavar="A,B",
+        help="With --compare: also run these lm-evaluation-harness tasks on every model "
+        "(needs the lm-eval extra), into the same report and chart.",
+    )
+    @click.option(
+        "--lm-eval-include",
+        type=click.Path(file_okay=False, exists=True),
+        help="Folder of local harness task YAMLs (e.g. from 'templates lm-eval').",
+    )
+    @click.option(
+        "--lm-eval-limit", type=click.IntRange(min=1), help="Harness documents per task at most."
+    )
     @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
@@ -227,7 +241,9 @@ def register_commands(cli: click.Group) -> None:
                          metrics: tuple[str, ...], num_proc: int, bootstrap: int, seed: int,
                          max_rows: int | None, sample_seed: int | None,
                          cache_dir: str | None, no_cache: bool, loss_probe: bool,
-                         probe_text: tuple[str, ...], overwrite: bool,
+                         probe_text: tuple[str, ...], lm_eval_tasks: str | None,
+                         lm_eval_include: str | None, lm_eval_limit: int | None,
+                         overwrite: bool,
                          quiet: bool, **generation: Any) -> None:  # fmt: skip
         """Generate predictions for a split and score them, or compare models on every task.
 
@@ -282,9 +298,23 @@ def register_commands(cli: click.Group) -> None:
             click.echo(curve.to_markdown())
             click.echo(f"Wrote {Path(out) / CURVE_JSON} and {Path(out) / CURVE_CHART}")
             return
+        if (lm_eval_include or lm_eval_limit) and not lm_eval_tasks:
+            raise click.UsageError("--lm-eval-include/--lm-eval-limit need --lm-eval-tasks.")
+        if lm_eval_tasks and not compare:
+            raise click.UsageError("--lm-eval-tasks adds harness results to --compare's report.")
         if compare:
             from instructkit.forgetting import REPORT_CHART, REPORT_JSON, compare_models
 
+            if lm_eval_tasks:
+                from instructkit.lm_eval_engine import HarnessOptions, harness_available
+
+                if not harness_available():
+                    raise click.ClickException(
+                        "--lm-eval-tasks needs lm-evaluation-harness: "
+                        "pip install 'instructkit[lm-eval]'."
+                    )
+                tasks = [t.strip() for t in lm_eval_tasks.split(",") if t.strip()]
+                options["harness"] = HarnessOptions(tasks, lm_eval_include, lm_eval_limit)
             report = compare_models(models, datasets, split, out, **options)
             click.echo(report.to_markdown())
             click.echo(f"Wrote {Path(out) / REPORT_JSON} and {Path(out) / REPORT_CHART}")

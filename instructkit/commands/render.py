@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from instructkit.hookspecs import hookimpl
@@ -244,6 +246,63 @@ def templates_import(
 
     pack = load_pack(import_promptsource(yaml_file, out, task, source, overwrite))
     click.echo(f"Imported {len(pack.templates)} template(s) into pack '{pack.task}' at {out}.")
+
+
+@templates_group.command(name="lm-eval")
+@click.argument("source")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the task YAMLs, the data and the scoring utils.",
+)
+@with_source_options
+@click.option("--split", default="test", show_default=True, help="Split the tasks evaluate.")
+@click.option(
+    "--template",
+    "template_ids",
+    multiple=True,
+    metavar="ID",
+    help="Export these phrasings (repeatable; default: every original one).",
+)
+@click.option("--max-rows", type=click.IntRange(min=1), help="Export at most N rows.")
+@click.option(
+    "--max-gen-toks",
+    type=click.IntRange(min=1),
+    default=128,
+    show_default=True,
+    help="Tokens the harness generates at most per row.",
+)
+def templates_lm_eval(
+    source: str,
+    out: str,
+    split: str,
+    template_ids: tuple[str, ...],
+    max_rows: int | None,
+    max_gen_toks: int,
+    **options: Any,
+) -> None:
+    """Export a pack's phrasings as lm-evaluation-harness tasks (Jinja doc_to_text/target).
+
+    \b
+    Examples:
+        instructkit templates lm-eval dialogsum --data-dir data/dialogsum --out lm-eval-tasks
+        lm_eval --model hf --model_args pretrained=runs/full \\
+            --include_path lm-eval-tasks --tasks instructkit_dialogsum
+    """  # fmt: skip
+    from instructkit.lm_eval_engine import export_pack
+
+    export = export_pack(
+        source, out, data_dir=options.get("data_dir"),
+        data_files=options.get("data_files") or None, templates=options.get("templates"),
+        split=split, template_ids=template_ids or None, max_rows=max_rows,
+        max_gen_toks=max_gen_toks,
+    )  # fmt: skip
+    for path in export.tasks:
+        click.echo(f"Wrote {path}")
+    click.echo(f"Run them: lm_eval --model hf --model_args pretrained=MODEL --include_path {out} "
+               f"--tasks {export.tag}")  # fmt: skip
 
 
 @hookimpl
