@@ -129,3 +129,14 @@ def test_hub_id_that_is_not_downloaded_is_not_cached(tmp_path):
     cache = PredictionCache(tmp_path)
     lookup = cache.lookup("someone/not-downloaded", None, ["p"], {"max_new_tokens": 4}, "cpu")
     assert lookup.key is None and not lookup.hit
+
+
+def test_loss_probe_of_one_model_without_generating_again(runner, work, tmp_path, generations):
+    data = work["summary"]
+    invoke(runner, data, "--model", work["t5"], "--out", tmp_path / "a")
+    result = invoke(runner, data, "--model", work["t5"], "--out", tmp_path / "b", "--loss-probe")
+    assert generations == [4]  # the probe needs no generation; predictions came from the cache
+    probe = json.loads((tmp_path / "b" / "loss_probe.json").read_text())
+    assert list(probe["probes"]) == ["summary", "plain text"]
+    assert probe["probes"]["plain text"]["rows"] == 25
+    assert "loss probe plain text:" in result.output

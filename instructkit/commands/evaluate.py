@@ -322,6 +322,11 @@ def register_commands(cli: click.Group) -> None:
         assert model is not None
         result = evaluate_model(model, datasets, split, out, adapter=adapter, **options)
         click.echo(format_scores({multi_ref: result.report}, with_mode=False))
+        for name, probe_result in (result.probes or {}).items():
+            click.echo(
+                f"loss probe {name}: {probe_result.loss:.4f} nats/token, perplexity "
+                f"{probe_result.perplexity:.2f} ({probe_result.tokens} tokens)"
+            )
         reused = " (predictions reused from the cache)" if _cache_hit(result) else ""
         click.echo(f"Wrote {len(result.rows)} predictions and metrics to {out}{reused}")
 
