@@ -99,16 +99,23 @@ def band_line_chart(
     ylabel: str,
 ) -> None:
     """One panel per key of ``panels`` (e.g. per training run), one line per series in it (e.g.
-    per task) with its confidence interval drawn as a shaded band; panels share the y axis."""
+    per task) with its confidence interval drawn as a shaded band; panels share the y axis.
+
+    A series keeps its colour in every panel; a trailing marker (``"task *"``) does not count.
+    """
     import matplotlib.pyplot as plt
 
     count = max(1, len(panels))
     fig, axes = plt.subplots(1, count, figsize=(5.5 * count, 4), sharey=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    labels = list(dict.fromkeys(label for lines in panels.values() for label in lines))
+
+    def key(label: str) -> str:
+        return label.removesuffix(" *")
+
+    labels = list(dict.fromkeys(key(label) for lines in panels.values() for label in lines))
     for ax, (panel, lines) in zip(axes[0], panels.items(), strict=False):
         for label, (xs, ys, intervals) in lines.items():
-            colour = colours[labels.index(label) % len(colours)]
+            colour = colours[labels.index(key(label)) % len(colours)]
             ax.plot(list(xs), list(ys), marker="o", color=colour, label=label)
             known = [(x, lo, hi) for x, (lo, hi) in zip(xs, intervals, strict=True)
                      if lo is not None and hi is not None]  # fmt: skip
