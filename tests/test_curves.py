@@ -89,7 +89,7 @@ def test_curve_over_two_runs(runs, runner, tmp_path, monkeypatch):
     out = tmp_path / "curve"
     args = ["evaluate", "--checkpoints", f"full={runs['root'] / 'full'}"]
     args += ["--checkpoints", str(runs["root"] / "lora"), "--split", "test", "--out", str(out)]
-    result = runner.invoke(cli, [*args, *FAST])
+    result = runner.invoke(cli, [*args, *FAST, "--loss-probe"])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {
         "curve.json",
@@ -125,6 +125,12 @@ def test_curve_over_two_runs(runs, runner, tmp_path, monkeypatch):
     markdown = (out / "curve.md").read_text()
     assert "### full" in markdown and "| 4 | checkpoint |" in markdown
     assert markdown in result.output
+    # the loss probe at every point: a loss column per probe, and the numbers in the JSON
+    assert "| loss: summarize | loss: title | loss: plain text |" in markdown
+    probes = runs_json["full"]["probes"]
+    assert [p["step"] for p in probes] == [0, 2, 4, 6]
+    assert all(p["plain text"]["loss"] > 0 for p in probes)
+    assert probes[0] == runs_json["lora"]["probes"][0]  # the same base model
 
 
 def test_runs_on_different_datasets_need_data(runs, tmp_path):
