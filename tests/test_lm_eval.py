@@ -186,3 +186,17 @@ def test_local_harness_task_for_base_and_lora_in_the_same_report(exported, runne
     assert "lm-evaluation-harness" in (report_dir / "report.md").read_text()
     assert (report_dir / "lora" / "lm_eval.json").is_file()
     assert "lm_eval" in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model", "m", "--lm-eval-tasks", "arc_easy"], "adds harness results to --compare"),
+        (["--checkpoints", "r", "--lm-eval-tasks", "arc_easy"], "adds harness results"),
+        (["--compare", "a=x", "b=y", "--lm-eval-limit", "3"], "need --lm-eval-tasks"),
+    ],
+)
+def test_harness_options_need_compare_and_tasks(runner, tmp_path, extra, message):
+    result = runner.invoke(cli, ["evaluate", str(tmp_path), "--out", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 2
+    assert message in result.output

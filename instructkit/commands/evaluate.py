@@ -290,6 +290,10 @@ def register_commands(cli: click.Group) -> None:
 
             probe = ProbeOptions(texts=probe_text) if probe_text else ProbeOptions()
             options["probe"] = probe
+        if (lm_eval_include or lm_eval_limit) and not lm_eval_tasks:
+            raise click.UsageError("--lm-eval-include/--lm-eval-limit need --lm-eval-tasks.")
+        if lm_eval_tasks and not compare:
+            raise click.UsageError("--lm-eval-tasks adds harness results to --compare's report.")
         if checkpoints:
             from instructkit.curves import CURVE_CHART, CURVE_JSON, score_curves
 
@@ -298,10 +302,6 @@ def register_commands(cli: click.Group) -> None:
             click.echo(curve.to_markdown())
             click.echo(f"Wrote {Path(out) / CURVE_JSON} and {Path(out) / CURVE_CHART}")
             return
-        if (lm_eval_include or lm_eval_limit) and not lm_eval_tasks:
-            raise click.UsageError("--lm-eval-include/--lm-eval-limit need --lm-eval-tasks.")
-        if lm_eval_tasks and not compare:
-            raise click.UsageError("--lm-eval-tasks adds harness results to --compare's report.")
         if compare:
             from instructkit.forgetting import REPORT_CHART, REPORT_JSON, compare_models
 
