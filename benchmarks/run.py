@@ -18,12 +18,14 @@ FULL = {
     "bench_mix.py": [],
     "bench_score.py": [],
     "bench_eval_rows.py": [],
+    "bench_generate.py": [],
 }
 QUICK = {
     "bench_render.py": ["--sizes", "20000,200000"],
     "bench_mix.py": ["--total", "1000000"],
     "bench_score.py": ["--bootstrap", "200"],
     "bench_eval_rows.py": ["--rows", "100000"],
+    "bench_generate.py": ["--rows", "48"],
 }
 
 
