@@ -29,6 +29,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "instructkit.commands.train",
     "instructkit.commands.evaluate",
     "instructkit.commands.demo",
+    "instructkit.commands.models",
 )
 
 pm = pluggy.PluginManager("instructkit")
