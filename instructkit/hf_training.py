@@ -128,28 +128,29 @@ def encode_split(
     tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions
 ) -> EncodedSplit:
     """Tokenize a split in batches and apply the length budget, counting every cut."""
-    from instructkit.modeling import assemble_pair, bos_prefix, causal_prompt
+    from instructkit.modeling import encode_pairs
 
-    prefix = bos_prefix(tokenizer)
     encoded = EncodedSplit(rows=table.num_rows)
+    chat = options_chat(tokenizer, table, seq2seq, options)
     for start in range(0, table.num_rows, 1000):
         chunk = table.slice(start, 1000)
-        texts = chunk.column("prompt").to_pylist()
-        if not seq2seq:
-            texts = [causal_prompt(t or "") for t in texts]
-        prompts = _batch_ids(tokenizer, texts)
-        targets = _batch_ids(tokenizer, chunk.column("completion").to_pylist())
-        for prompt_ids, target_ids in zip(prompts, targets, strict=True):
-            pair = assemble_pair(
-                tokenizer, prompt_ids, target_ids, seq2seq, options.max_source_length,
-                options.max_target_length, options.completion_only, prefix,
-            )  # fmt: skip
-            _count(encoded, pair, len(target_ids), options)
+        pairs = encode_pairs(
+            tokenizer, chunk.column("prompt").to_pylist(), chunk.column("completion").to_pylist(),
+            seq2seq, options.max_source_length, options.max_target_length,
+            options.completion_only, chat,
+        )  # fmt: skip
+        for pair in pairs:
+            _count(encoded, pair, pair.completion_length - 1, options)
     return encoded
 
 
-def _batch_ids(tokenizer: Any, texts: list[str | None]) -> list[list[int]]:
-    return list(tokenizer([t or "" for t in texts], add_special_tokens=False)["input_ids"])
+def options_chat(tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions) -> bool:
+    """Whether this split goes through the chat template (see modeling.use_chat_template)."""
+    from instructkit.chat import table_is_conversational
+    from instructkit.modeling import use_chat_template
+
+    mode = getattr(options, "chat_template", "auto")
+    return use_chat_template(tokenizer, mode, table_is_conversational(table), seq2seq)
 
 
 def _count(
