@@ -34,6 +34,7 @@ class EncodedSplit:
     truncated_completions: int = 0
     dropped: int = 0
     longest_completion: int = 0
+    chat: bool = False  # rows went through the tokenizer's chat template
 
 
 class HFTrainer(Trainer):
@@ -62,7 +63,9 @@ class HFTrainer(Trainer):
 
         tokenizer = load_tokenizer(run.model)
         set_seed(options.seed)
-        base = load_base_model(run.model)
+        # fp32 master weights (mixed precision autocasts): a bf16 folder (SmolLM2's) would
+        # otherwise be fine-tuned in pure bf16
+        base = load_base_model(run.model, dtype=_float32())
         base.name_or_path = run.model  # peft records it as the adapter's base model
         seq2seq = is_seq2seq(base.config)
         train_split, eval_split = encode_dataset(run, tokenizer, seq2seq, options)
@@ -75,8 +78,17 @@ class HFTrainer(Trainer):
             self.save_model(trainer.model, run.output_dir, options)
             tokenizer.save_pretrained(run.output_dir)
         result = build_result(trainer, seq2seq, train_split, eval_split, options)
-        result.extra = self.describe_model(trainer.model, options)
+        result.extra = {
+            **self.describe_model(trainer.model, options),
+            "encoding": encoding_record(tokenizer, train_split.chat),
+        }
         return result
+
+
+def _float32() -> Any:
+    import torch
+
+    return torch.float32
 
 
 @contextlib.contextmanager
@@ -131,7 +143,7 @@ def encode_split(
     from instructkit.modeling import encode_pairs
 
     encoded = EncodedSplit(rows=table.num_rows)
-    chat = options_chat(tokenizer, table, seq2seq, options)
+    chat = encoded.chat = options_chat(tokenizer, table, seq2seq, options)
     for start in range(0, table.num_rows, 1000):
         chunk = table.slice(start, 1000)
         pairs = encode_pairs(
@@ -142,6 +154,16 @@ def encode_split(
         for pair in pairs:
             _count(encoded, pair, pair.completion_length - 1, options)
     return encoded
+
+
+def encoding_record(tokenizer: Any, chat: bool) -> dict[str, Any]:
+    """How rows were encoded, for instructkit-train.json (evaluate prompts the same way)."""
+    from instructkit.modeling import chat_template_id
+
+    return {
+        "chat_template": chat,
+        "chat_template_id": chat_template_id(tokenizer) if chat else None,
+    }
 
 
 def options_chat(tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions) -> bool:

@@ -122,6 +122,7 @@ class LoadedModel:
     seq2seq: bool
     adapter: str | None = None
     base: str = ""
+    trained_chat: bool | None = None  # whether training used the chat template (None: unknown)
 
 
 def load_for_inference(model: str, adapter: str | None = None) -> LoadedModel:
@@ -149,7 +150,34 @@ def load_for_inference(model: str, adapter: str | None = None) -> LoadedModel:
 
         network = PeftModel.from_pretrained(network, adapter)
     network.eval()
-    return LoadedModel(network, tokenizer, is_seq2seq(network.config), adapter, base)
+    trained = trained_encoding(adapter or model).get("chat_template")
+    return LoadedModel(
+        network, tokenizer, is_seq2seq(network.config), adapter, base,
+        None if trained is None else bool(trained),
+    )  # fmt: skip
+
+
+TRAIN_RECORD = "instructkit-train.json"
+
+
+def trained_encoding(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """How ``instructkit train`` encoded the rows of the model in ``path`` ({} if unknown)."""
+    record = Path(path) / TRAIN_RECORD
+    try:
+        encoding = json.loads(record.read_text()).get("encoding")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return encoding if isinstance(encoding, dict) else {}
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token that ends generation: the model's generation_config eos ids, then the
+    tokenizer's eos (instruct models end their turn with their own token)."""
+    config = getattr(model, "generation_config", None)
+    configured = getattr(config, "eos_token_id", None)
+    ids = configured if isinstance(configured, list | tuple) else [configured]
+    ids = [*ids, tokenizer.eos_token_id]
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
 
 
 def _has_tokenizer(path: str) -> bool:
@@ -475,3 +503,12 @@ def encode_prompt(
         ids = text_ids(tokenizer, prompt or "")
         return ids[: max(0, max_source_length - 1)] + [tokenizer.eos_token_id]
     return keep_ends(prompt_ids(tokenizer, [prompt], chat)[0], max_source_length)
+
+
+def generation_chat(loaded: LoadedModel, prompts: Sequence[Any], mode: str = "auto") -> bool:
+    """Whether generation goes through the chat template: as in training when the model's
+    record says (``auto``), else as :func:`use_chat_template` decides for these prompts."""
+    conversational = any(is_conversational(p) for p in prompts)
+    if mode == "auto" and loaded.trained_chat is not None and not conversational:
+        mode = "on" if loaded.trained_chat else "off"
+    return use_chat_template(loaded.tokenizer, mode, conversational, loaded.seq2seq)

@@ -6,6 +6,7 @@ dataset preparation on the real SmolLM2-135M-Instruct tokenizer (skipped without
 
 from __future__ import annotations
 
+import json
 import types
 
 import pyarrow as pa
@@ -265,3 +266,90 @@ def test_the_trainer_encodes_a_split_as_trl(smollm2_tokenizer):
         # the closing <|im_end|> is learned although pad == eos; padding is -100
         assert batch["labels"][row, len(ids) - 2] == eos
         assert (batch["labels"][row, len(ids) :] == IGNORE_INDEX).all()
+
+
+# ---------------------------------------------------------------- train and evaluate
+
+
+def test_stop_tokens_are_every_eos_the_model_names(chat_tokenizer):
+    from instructkit.modeling import stop_token_ids
+
+    model = types.SimpleNamespace(generation_config=types.SimpleNamespace(eos_token_id=[7, 9]))
+    assert stop_token_ids(model, chat_tokenizer) == [7, 9, chat_tokenizer.eos_token_id]
+    single = types.SimpleNamespace(generation_config=types.SimpleNamespace(eos_token_id=7))
+    assert stop_token_ids(single, chat_tokenizer) == [7, chat_tokenizer.eos_token_id]
+
+
+PLAIN_CHAT = (
+    "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + eos_token"
+    " + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+)
+
+
+def test_conversational_training_is_recorded_and_evaluated_through_the_template(tmp_path):
+    from instructkit.evaluate import evaluate_model
+    from instructkit.generate import GenerationOptions
+    from instructkit.modeling import load_tokenizer
+    from instructkit.testing import make_tiny_dataset
+    from instructkit.training_run import run_training
+
+    model = make_tiny_model(tmp_path / "m", "gpt2")
+    tokenizer = load_tokenizer(str(model))
+    tokenizer.chat_template = PLAIN_CHAT  # a template of tokens the tiny vocabulary has
+    tokenizer.save_pretrained(str(model))
+    pairs = [conversation(f"say {i}", f"ok {i}") for i in range(6)]
+    table = pa.Table.from_pylist([{"prompt": p, "completion": c, "task": "chat"} for p, c in pairs])
+    data = make_tiny_dataset(tmp_path / "d", splits={"train": table, "test": table})
+    out = tmp_path / "run"
+    run_training(data, "full", str(model), out, {"max_steps": 1, "batch_size": 2})
+    record = json.loads((out / "instructkit-train.json").read_text())
+    template_id = chat_template_id(tokenizer)
+    assert record["encoding"] == {"chat_template": True, "chat_template_id": template_id}
+    result = evaluate_model(
+        str(out), [data], "test", tmp_path / "eval", generation=GenerationOptions(max_new_tokens=4)
+    )
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["model"]["chat_template_id"] == template_id
+    assert metrics["generation"]["chat_template"] == "auto"
+    assert [row["references"] for row in result.rows][0] == ["ok 0"]
+
+
+@pytest.mark.slow
+def test_evaluate_predicts_what_apply_chat_template_and_generate_give(smollm2_dir, tmp_path):
+    """A served adapter (chat template + generate) and instructkit's batched generation agree."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from instructkit.generate import GenerationOptions, generate
+    from instructkit.modeling import load_base_model, load_for_inference, load_tokenizer
+
+    torch.manual_seed(0)
+    base = load_base_model(str(smollm2_dir), dtype=torch.float32)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    adapter = tmp_path / "adapter"
+    get_peft_model(base, config).save_pretrained(str(adapter))  # random, non-zero LoRA
+    load_tokenizer(str(smollm2_dir)).save_pretrained(str(adapter))
+    record = {"encoding": {"chat_template": True}}
+    (adapter / "instructkit-train.json").write_text(json.dumps(record))
+
+    loaded = load_for_inference(str(adapter))
+    loaded.model.float()
+    assert loaded.trained_chat is True
+    prompts = [
+        "Summarize: #Person1#: Lunch at noon? #Person2#: Sure, see you there.",
+        "What is the capital of France?",
+        "Name a color.",
+    ]
+    ours = generate(loaded, prompts, GenerationOptions(max_new_tokens=12, batch_size=3))
+    tokenizer = loaded.tokenizer
+    served = []
+    for prompt in prompts:
+        inputs = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True,
+            return_tensors="pt", return_dict=True,
+        )  # fmt: skip
+        with torch.inference_mode():
+            output = loaded.model.generate(**inputs, max_new_tokens=12, do_sample=False)
+        new = output[0, inputs["input_ids"].shape[1] :]
+        served.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+    assert ours == served
