@@ -81,9 +81,9 @@ def missing_columns_message(names: set[str], where: str) -> str:
         )
     if "text" in names:
         return (
-            f"{where.capitalize()} is plain 'text' (language modeling); instructkit trains "
-            f"prompt/completion rows: render it with a template ('instructkit render') or add "
-            f"prompt and completion columns."
+            f"{where.capitalize()} has no 'prompt', 'completion' column: it has plain 'text' "
+            f"(language modeling), and instructkit trains prompt/completion rows: render it "
+            f"with a template ('instructkit render') or add prompt and completion columns."
         )
     has = ", ".join(sorted(names)) or "no columns"
     return (
