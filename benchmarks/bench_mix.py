@@ -31,7 +31,7 @@ def build_sources(root: Path) -> list[Path]:
     """Three rendered-like datasets with ~300-byte rows (written once, reused)."""
     import pyarrow as pa
 
-    from instructkit import artifact
+    from instructkit.artifacts import dataset as artifact
 
     paths = []
     for task, n in SOURCES.items():
@@ -91,7 +91,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "rows": result.splits[
 COPY_CODE = """
 import json, resource, sys, time
 import pyarrow as pa
-from instructkit import artifact
+from instructkit.artifacts import dataset as artifact
 paths, total, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 start = time.perf_counter()
 tables = [artifact.open_split(p, "train") for p in paths]

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import atomic_output_dir, open_split
+from instructkit.artifacts.dataset import atomic_output_dir, open_split
 from instructkit.errors import InstructkitError
 
 TASK_A = "dialogsum_topic"

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import atomic_output_dir, open_split, read_manifest, require_columns
+from instructkit.artifacts.dataset import (
+    atomic_output_dir,
+    open_split,
+    read_manifest,
+    require_columns,
+)
 from instructkit.errors import EvaluateError, ModelError, OptionsError
 from instructkit.generate import GenerationOptions, generate
 from instructkit.metrics import (

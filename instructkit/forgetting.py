@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import atomic_output_dir
+from instructkit.artifacts.dataset import atomic_output_dir
 from instructkit.errors import OptionsError
 from instructkit.evaluate import EvaluationResult, ScoringOptions, evaluate_model, load_eval_rows
 from instructkit.generate import GenerationOptions

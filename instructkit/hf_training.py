@@ -104,7 +104,7 @@ def encode_dataset(
     run: TrainRun, tokenizer: Any, seq2seq: bool, options: TrainerOptions
 ) -> tuple[EncodedSplit, EncodedSplit | None]:
     """Encode the train and (when present) validation splits; fail if no train row fits."""
-    from instructkit.artifact import list_splits, open_split
+    from instructkit.artifacts.dataset import list_splits, open_split
 
     train = encode_split(
         tokenizer, open_split(run.dataset_dir, options.train_split), seq2seq, options

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructkit import artifact
+from instructkit.artifacts import dataset as artifact
 from instructkit.decontaminate import (
     ContaminationReport,
     duplicate_masks,
@@ -342,7 +342,7 @@ def _eval_rows(table: pa.Table, cap: int | None) -> int:
 
 def format_plan(result: MixResult) -> str:
     """The plan (or what was written) as a text table, one row per task, then the totals."""
-    from instructkit.inspect import format_table
+    from instructkit.artifacts.inspect import format_table
 
     total = result.total
     target_total = sum(t.target_rows for t in result.tasks) or 1.0

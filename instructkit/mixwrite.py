@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructkit import __version__, artifact
-from instructkit.inspect import write_composition_chart
+from instructkit import __version__
+from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.inspect import write_composition_chart
 from instructkit.mix import EVAL_SPLITS
 from instructkit.mixplan import TaskDraw, schedule_chunks
 from instructkit.progress import progress_bar

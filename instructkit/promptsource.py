@@ -20,7 +20,7 @@ import yaml
 from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from instructkit.artifact import atomic_output_dir
+from instructkit.artifacts.dataset import atomic_output_dir
 from instructkit.errors import TemplateError
 from instructkit.templates import CompiledTemplate, TemplateSpec, read_utf8, yaml_error
 

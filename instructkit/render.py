@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from instructkit import __version__
-from instructkit.artifact import (
+from instructkit.artifacts.dataset import (
     DEFAULT_MAX_SHARD_BYTES,
     SplitInfo,
     SplitWriter,

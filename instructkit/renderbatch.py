@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructkit.artifact import SCHEMA
+from instructkit.artifacts.dataset import SCHEMA
 from instructkit.budget import TokenBudget
 from instructkit.errors import RenderError
 from instructkit.fastrender import (

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import (
+from instructkit.artifacts.dataset import (
     REQUIRED_COLUMNS,
     check_output_path,
     list_splits,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from instructkit import artifact, tiny
+from instructkit import tiny
+from instructkit.artifacts import dataset as artifact
 
 NAMES = ["Amanda", "Jerry", "Tom", "Anna", "Bob", "Maria", "Lucy", "Peter"]
 PLACES = ["office", "party", "dinner", "meeting"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from instructkit import artifact
+from instructkit.artifacts import dataset as artifact
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError
 
 

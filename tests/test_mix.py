@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from instructkit import artifact
+from instructkit.artifacts import dataset as artifact
 from instructkit.cli import cli
 from instructkit.errors import MixError
 from instructkit.mix import mix_datasets

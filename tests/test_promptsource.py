@@ -93,7 +93,7 @@ def test_render_an_imported_pack(pack, tmp_path, runner):
     args = ["render", str(data), "--templates", str(pack.path), "--assignment", "all"]
     result = runner.invoke(cli, [*args, "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
-    from instructkit import artifact
+    from instructkit.artifacts import dataset as artifact
 
     rows = artifact.open_split(out, "train").to_pylist()
     assert [r["completion"] for r in rows] == ["Greeting.", "yes"]

@@ -60,7 +60,7 @@ def test_examples_walkthrough_data_steps_run(runner, in_fresh_checkout, shared_d
         run(runner, args)
     from collections import Counter
 
-    from instructkit.artifact import open_split
+    from instructkit.artifacts.dataset import open_split
 
     train = open_split(in_fresh_checkout / "build" / "mix", "train")
     assert Counter(train.column("task").to_pylist()) == {"samsum": 15000, "dialogsum": 5000}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from instructkit import artifact, render
+from instructkit import render
+from instructkit.artifacts import dataset as artifact
 from instructkit.cli import cli
 from instructkit.errors import InstructkitError
 from instructkit.render import render_dataset

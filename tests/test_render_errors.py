@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from instructkit import artifact
+from instructkit.artifacts import dataset as artifact
 from instructkit.cli import cli
 from instructkit.render import render_dataset
 from instructkit.sources import from_hub

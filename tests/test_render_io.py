@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from test_render import write_dialogsum
 
-from instructkit.artifact import file_sha256
+from instructkit.artifacts.dataset import file_sha256
 from instructkit.fastrender import (
     bool_array,
     bool_numpy,

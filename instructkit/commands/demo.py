@@ -85,7 +85,7 @@ def register_commands(cli: click.Group) -> None:
             instructkit tiny-model build/tiny-t5 --corpus build/summary
             instructkit tiny-model build/tiny-llama --arch llama --hidden-size 64
         """
-        from instructkit.artifact import atomic_output_dir
+        from instructkit.artifacts.dataset import atomic_output_dir
         from instructkit.demo import corpus_of
         from instructkit.tiny import save_tiny_model
 

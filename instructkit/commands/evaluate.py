@@ -255,7 +255,7 @@ def register_commands(cli: click.Group) -> None:
                 --reference-fields summary1,summary2,summary3
             instructkit score preds.txt -r refs.txt --metric exact_match --json
         """
-        from instructkit.artifact import check_output_file
+        from instructkit.artifacts.dataset import check_output_file
         from instructkit.evaluate import ScoringOptions, score_file
 
         if out:

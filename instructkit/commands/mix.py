@@ -137,8 +137,12 @@ def inspect_command(dataset_dir: str, as_json: bool, chart: str | None) -> None:
         instructkit inspect build/mix --json
         instructkit inspect build/mix --chart mix.png
     """
-    from instructkit.artifact import check_output_file
-    from instructkit.inspect import format_inspection, inspect_dataset, write_composition_chart
+    from instructkit.artifacts.dataset import check_output_file
+    from instructkit.artifacts.inspect import (
+        format_inspection,
+        inspect_dataset,
+        write_composition_chart,
+    )
 
     if chart:
         check_output_file(chart)

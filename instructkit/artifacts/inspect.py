@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from instructkit import artifact
+from instructkit.artifacts import dataset as artifact
 from instructkit.errors import DatasetDirError
 
 
