@@ -36,7 +36,7 @@ def register_sources(register: Any) -> None:
     """Register raw-dataset sources (presets) that ``instructkit render`` can load by name.
 
     :param register: a callable; call ``register(source)`` once per source, where ``source`` is
-        an instance of :class:`instructkit.sources.Source` (a unique ``name``, a one-line
+        an instance of :class:`instructkit.render.sources.Source` (a unique ``name``, a one-line
         ``description`` and a ``load(...)`` method returning raw splits). Registering a name
         twice raises :class:`instructkit.errors.PluginError`.
 

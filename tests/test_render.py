@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from instructkit import render
 from instructkit.artifacts import dataset as artifact
 from instructkit.cli import cli
 from instructkit.errors import InstructkitError
-from instructkit.render import render_dataset
+from instructkit.render import run as render
+from instructkit.render.run import render_dataset
 
 TURNS = [
     "Are we still on for lunch today?",

@@ -15,8 +15,8 @@ import pytest
 
 from instructkit.artifacts import dataset as artifact
 from instructkit.cli import cli
-from instructkit.render import render_dataset
-from instructkit.sources import from_hub
+from instructkit.render.run import render_dataset
+from instructkit.render.sources import from_hub
 
 BLOCKS = "{% block prompt %}PROMPT{% endblock %}{% block completion %}{{ summary }}{% endblock %}"
 

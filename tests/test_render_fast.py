@@ -7,8 +7,8 @@ import random
 import pyarrow as pa
 import pytest
 
-from instructkit.fastrender import render_batch, vectorised
-from instructkit.templates import TemplateSpec, compile_template, make_environment
+from instructkit.render.fast import render_batch, vectorised
+from instructkit.render.templates import TemplateSpec, compile_template, make_environment
 
 ALPHABET = "ab Z\n\r\t.,:;!?é😀-_|()[]"
 FIELDS = ["dialogue", "summary", "topic", "n"]

@@ -14,7 +14,8 @@ import pytest
 from test_render import write_dialogsum
 
 from instructkit.artifacts.dataset import file_sha256
-from instructkit.fastrender import (
+from instructkit.render.batch import _reference_lists
+from instructkit.render.fast import (
     bool_array,
     bool_numpy,
     index_array,
@@ -23,8 +24,7 @@ from instructkit.fastrender import (
     text_array,
     text_scalar,
 )
-from instructkit.render import render_dataset
-from instructkit.renderbatch import _reference_lists
+from instructkit.render.run import render_dataset
 
 
 def test_text_helpers_match_pa_array():
@@ -74,7 +74,7 @@ def test_render_never_imports_pandas(tmp_path):
     """pyarrow imports pandas (~0.2 s) on its first pa.array: more than rendering 12k rows."""
     data = write_dialogsum(tmp_path / "dialogsum")
     code = (
-        "import sys; from instructkit.render import render_dataset;"
+        "import sys; from instructkit.render.run import render_dataset;"
         f"render_dataset('dialogsum', {str(tmp_path / 'out')!r}, data_dir={str(data)!r});"
         "print(json.dumps('pandas' in sys.modules))"
     )
@@ -92,7 +92,7 @@ def test_render_never_imports_pandas(tmp_path):
 @pytest.mark.parametrize("content", [b'{"dialogue": ["caf\xe9"], "summary": "b"}\n'])
 def test_bad_bytes_inside_nested_values_are_found(tmp_path, content):
     from instructkit.errors import SourceError
-    from instructkit.sources import read_jsonl
+    from instructkit.render.sources import read_jsonl
 
     path = tmp_path / "train.jsonl"
     path.write_bytes(content)

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pytest
 
 import instructkit
-from instructkit import sources
 from instructkit.default_plugins.sources import DialogsumPreset, SamsumPreset, fold_repeated_rows
 from instructkit.errors import PluginError, SourceError
 from instructkit.plugins import pm
+from instructkit.render import sources
 
 
 def test_samsum_official_json_layout(tmp_path):
@@ -122,7 +122,7 @@ def test_hook_register_sources(tmp_path):
     try:
         assert sources.get_source("tiny") is not None
         assert {"samsum", "dialogsum"} <= set(sources.sources())
-        from instructkit.render import render_dataset
+        from instructkit.render.run import render_dataset
 
         result = render_dataset("tiny", tmp_path / "o", templates="samsum")
         assert result.num_rows == 2

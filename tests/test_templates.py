@@ -7,9 +7,9 @@ import pytest
 import instructkit
 from instructkit.cli import cli
 from instructkit.errors import TemplateError
-from instructkit.lint import lint_pack
 from instructkit.plugins import pm
-from instructkit.templates import compile_pack, list_packs, load_pack, make_environment
+from instructkit.render.lint import lint_pack
+from instructkit.render.templates import compile_pack, list_packs, load_pack, make_environment
 
 FIXTURE_ROW = {
     "dialogue": "#Person1#: Shall we meet at six?\n#Person2#: Six works, see you then.",

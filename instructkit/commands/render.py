@@ -128,8 +128,8 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         instructkit render samsum --data-dir data/samsum --out build/samsum --assignment all
         instructkit render my.jsonl --templates samsum --split-ratios 0.8,0.1,0.1 --out build/x
     """
-    from instructkit.render import render_dataset
-    from instructkit.render_report import summary_table
+    from instructkit.render.report import summary_table
+    from instructkit.render.run import render_dataset
 
     if options["max_prompt_tokens"] and not options["tokenizer"]:
         raise click.UsageError("--max-prompt-tokens needs --tokenizer.")
@@ -155,7 +155,7 @@ def preview_command(source: str, split: str, rows: int, template_id: str | None,
         instructkit preview samsum --data-dir data/samsum -n 1
         instructkit preview dialogsum --data-dir data/dialogsum --split test --template tldr
     """
-    from instructkit.render_report import preview
+    from instructkit.render.report import preview
 
     if options["data_files"] == {}:
         options["data_files"] = None
@@ -182,7 +182,7 @@ def templates_list() -> None:
     Examples:
         instructkit templates list
     """
-    from instructkit.render_report import pack_list
+    from instructkit.render.report import pack_list
 
     click.echo(pack_list())
 
@@ -196,7 +196,7 @@ def templates_show(pack: str) -> None:
     Examples:
         instructkit templates show dialogsum_topic
     """
-    from instructkit.render_report import pack_details
+    from instructkit.render.report import pack_details
 
     click.echo(pack_details(pack))
 
@@ -213,7 +213,7 @@ def templates_lint(pack: str, data: str | None, data_dir: str | None) -> None:
         instructkit templates lint samsum
         instructkit templates lint ./my_pack --data data/train.jsonl
     """
-    from instructkit.lint import lint_pack
+    from instructkit.render.lint import lint_pack
 
     problems = lint_pack(pack, data, data_dir)
     for problem in problems:
@@ -239,8 +239,8 @@ def templates_import(
         instructkit templates import promptsource/templates/samsum/templates.yaml --out packs/ps
         instructkit render samsum --templates packs/ps --data-dir data/samsum --out build/ps
     """
-    from instructkit.promptsource import import_promptsource
-    from instructkit.templates import load_pack
+    from instructkit.render.promptsource import import_promptsource
+    from instructkit.render.templates import load_pack
 
     pack = load_pack(import_promptsource(yaml_file, out, task, source, overwrite))
     click.echo(f"Imported {len(pack.templates)} template(s) into pack '{pack.task}' at {out}.")

@@ -22,7 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from instructkit.artifacts.dataset import atomic_output_dir
 from instructkit.errors import TemplateError
-from instructkit.templates import CompiledTemplate, TemplateSpec, read_utf8, yaml_error
+from instructkit.render.templates import CompiledTemplate, TemplateSpec, read_utf8, yaml_error
 
 TEXT_VAR_LENGTH = 2048
 SEPARATOR = "|||"

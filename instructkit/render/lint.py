@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import nodes
 
 from instructkit.errors import InstructkitError
-from instructkit.templates import (
+from instructkit.render.templates import (
     PACK_FILE,
     CompiledTemplate,
     Pack,
@@ -90,7 +90,7 @@ def _sample_row(
     fields = sorted(set().union(*(t.all_fields for t in compiled))) if compiled else []
     if data is None:
         return {name: f"<{name}>" for name in fields}, None
-    from instructkit.render import RenderOptions, resolve
+    from instructkit.render.run import RenderOptions, resolve
 
     raw, _ = resolve(data, RenderOptions(templates=str(pack.path), data_dir=data_dir))
     split = raw.splits.get("train") or next(iter(raw.splits.values()))

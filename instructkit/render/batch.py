@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from instructkit.artifacts.dataset import SCHEMA
-from instructkit.budget import TokenBudget
 from instructkit.errors import RenderError
-from instructkit.fastrender import (
+from instructkit.render.budget import TokenBudget
+from instructkit.render.fast import (
     bool_array,
     bool_numpy,
     index_array,
@@ -29,7 +29,7 @@ from instructkit.fastrender import (
     render_completions,
     repeat_text,
 )
-from instructkit.templates import CompiledTemplate
+from instructkit.render.templates import CompiledTemplate
 
 
 @dataclass

@@ -31,19 +31,31 @@ from instructkit.artifacts.dataset import (
     write_dataset_dict,
     write_manifest,
 )
-from instructkit.assign import ASSIGNMENTS, SPLIT_NAMES, assign_templates, check_ratios, cut_splits
-from instructkit.budget import TokenBudget, length_stats
 from instructkit.errors import (
     OptionsError,
     RenderError,
     SourceError,
     TemplateError,
 )
-from instructkit.fastrender import index_array, text_array
 from instructkit.progress import progress_bar
-from instructkit.renderbatch import BatchJob, BatchRenderer, FixedChunks, present, run_batches
-from instructkit.sources import RawDataset, RawSplit, apply_column_map, get_source, load_generic
-from instructkit.templates import CompiledTemplate, Pack, compile_pack, find_pack, load_pack
+from instructkit.render.assign import (
+    ASSIGNMENTS,
+    SPLIT_NAMES,
+    assign_templates,
+    check_ratios,
+    cut_splits,
+)
+from instructkit.render.batch import BatchJob, BatchRenderer, FixedChunks, present, run_batches
+from instructkit.render.budget import TokenBudget, length_stats
+from instructkit.render.fast import index_array, text_array
+from instructkit.render.sources import (
+    RawDataset,
+    RawSplit,
+    apply_column_map,
+    get_source,
+    load_generic,
+)
+from instructkit.render.templates import CompiledTemplate, Pack, compile_pack, find_pack, load_pack
 
 ON_EMPTY = ("skip", "fail")
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from instructkit.errors import RenderError
-from instructkit.templates import CompiledTemplate
+from instructkit.render.templates import CompiledTemplate
 
 _MAX_TRIES = 6
 

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from instructkit.errors import PluginError, SourceError
-from instructkit.templates import utf8_error
+from instructkit.render.templates import utf8_error
 
 SPLIT_ALIASES = {"val": "validation", "dev": "validation", "valid": "validation"}
 CANONICAL_SPLITS = ("train", "validation", "test")

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from instructkit.errors import RenderError
-from instructkit.fastrender import text_array
+from instructkit.render.fast import text_array
 
 ASSIGNMENTS = ("balanced", "random", "all")
 SPLIT_NAMES = ("train", "validation", "test")

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructkit.templates import CompiledTemplate, Plan
+from instructkit.render.templates import CompiledTemplate, Plan
 
 # Arrow casts these to the same text Python's str() gives; floats and bools differ, so they
 # take the per-row path.

@@ -11,7 +11,7 @@ file per phrasing. A template file holds two Jinja blocks::
 
 The template text at the start and end of each block is stripped (so blocks can sit on their
 own lines); the data is never touched. Templates imported from promptsource keep their own
-format (one body split on ``|||`` after rendering), see :mod:`instructkit.promptsource`.
+format (one body split on ``|||`` after rendering), see :mod:`instructkit.render.promptsource`.
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def compile_pack(pack: Pack, env: jinja2.Environment | None = None) -> list[Comp
 def compile_template(spec: TemplateSpec, task: str, env: jinja2.Environment) -> CompiledTemplate:
     """Compile one phrasing (blocks format or promptsource format)."""
     if spec.format == "promptsource":
-        from instructkit.promptsource import compile_promptsource
+        from instructkit.render.promptsource import compile_promptsource
 
         return compile_promptsource(spec, task, env)
     tree = parse_source(env, spec.source, spec.path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from instructkit.render import RenderOptions, RenderResult, resolve, templates_for_split
-from instructkit.templates import compile_pack, list_packs, load_pack
+from instructkit.render.run import RenderOptions, RenderResult, resolve, templates_for_split
+from instructkit.render.templates import compile_pack, list_packs, load_pack
 
 
 def summary_table(result: RenderResult) -> str:
