@@ -77,8 +77,8 @@ def run_child(code: str, *args: str) -> dict:
 
 MIX_CODE = """
 import json, resource, sys, time
-from instructkit.mix import mix_datasets
-from instructkit.mixspec import load_mix_spec
+from instructkit.mix.run import mix_datasets
+from instructkit.mix.spec import load_mix_spec
 paths, total, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 spec = load_mix_spec({"tasks": paths, "total": total, "decontaminate": "off"})
 start = time.perf_counter()
@@ -145,7 +145,7 @@ def shared_data_dir() -> Path:
 def bench_decontamination() -> None:
     import pyarrow as pa
 
-    from instructkit.decontaminate import duplicate_masks, find_contamination, row_text, word_index
+    from instructkit.mix.hygiene import duplicate_masks, find_contamination, row_text, word_index
 
     data = shared_data_dir()
     files = {

@@ -160,8 +160,8 @@ def _render(data: Path, pack: str, template: str, out: Path, recipe: DemoRecipe)
 
 
 def _mix(task_a: Path, task_b: Path, out: Path, recipe: DemoRecipe) -> Path:
-    from instructkit.mix import mix_datasets
-    from instructkit.mixspec import load_mix_spec
+    from instructkit.mix.run import mix_datasets
+    from instructkit.mix.spec import load_mix_spec
 
     size_b = open_split(task_b, "train").num_rows
     spec = load_mix_spec(

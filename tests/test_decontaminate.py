@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from instructkit.decontaminate import (
+from instructkit.mix.hygiene import (
     duplicate_masks,
     find_contamination,
     ngram_index,

@@ -7,7 +7,7 @@ import json
 from test_mix import spec_for, write_rendered
 
 from instructkit.cli import cli
-from instructkit.mix import mix_datasets
+from instructkit.mix.run import mix_datasets
 
 
 def test_inspect_a_mixture_table_json_and_chart(tmp_path, runner):

@@ -13,9 +13,9 @@ import pytest
 from instructkit.artifacts import dataset as artifact
 from instructkit.cli import cli
 from instructkit.errors import MixError
-from instructkit.mix import mix_datasets
-from instructkit.mixplan import largest_remainder
-from instructkit.mixspec import load_mix_spec
+from instructkit.mix.quotas import largest_remainder
+from instructkit.mix.run import mix_datasets
+from instructkit.mix.spec import load_mix_spec
 
 
 def write_rendered(
@@ -117,7 +117,7 @@ def test_largest_remainder_sums_exactly(seed):
 
 @pytest.mark.parametrize("seed", range(25))
 def test_schedule_keeps_every_prefix_within_one_row(seed):
-    from instructkit.mixplan import _deadline_chunks, schedule_chunks
+    from instructkit.mix.quotas import _deadline_chunks, schedule_chunks
 
     rng = np.random.default_rng(seed)
     quotas = [int(q) for q in rng.integers(1, 80, rng.integers(2, 8))]

@@ -12,7 +12,7 @@ from instructkit.hookspecs import hookimpl
 
 
 def _parse_tasks(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
-    from instructkit.mixspec import parse_task_option
+    from instructkit.mix.spec import parse_task_option
 
     try:
         return [parse_task_option(v) for v in values]
@@ -91,8 +91,8 @@ def mix_command(spec_file: str | None, out: str | None, tasks: list, **options: 
             --total 20000 --out build/mix
         instructkit mix examples/mix.yaml --epoch 1 --out build/mix-epoch1
     """
-    from instructkit.mix import format_plan, mix_datasets
-    from instructkit.mixspec import load_mix_spec
+    from instructkit.mix.run import format_plan, mix_datasets
+    from instructkit.mix.spec import load_mix_spec
 
     run = {k: options.pop(k) for k in ("epoch", "dry_run", "overwrite", "num_shards", "quiet")}
     as_json = options.pop("as_json")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,81 +25,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from instructkit.artifacts import dataset as artifact
-from instructkit.decontaminate import (
+from instructkit.errors import MixError
+from instructkit.mix.hygiene import (
     ContaminationReport,
     duplicate_masks,
     find_contamination,
     row_text,
     word_index,
 )
-from instructkit.errors import MixError
-from instructkit.mixplan import TaskDraw, compute_quotas
-from instructkit.mixspec import MixSpec, TaskSpec
+from instructkit.mix.plan import EVAL_SPLITS, MixResult, TaskInput, TaskPlan
+from instructkit.mix.quotas import TaskDraw, compute_quotas
+from instructkit.mix.spec import MixSpec, TaskSpec
+from instructkit.mix.write import write_mixture
 from instructkit.progress import progress_bar
 
-EVAL_SPLITS = ("validation", "test")
 TokenCounter = Callable[[list[str]], Sequence[int]]
-
-
-@dataclass
-class TaskInput:
-    """One input dataset, memory-mapped, with what its manifest says about it."""
-
-    spec: TaskSpec
-    name: str
-    manifest: dict[str, Any]
-    fingerprint: str
-    train: pa.Table
-    evaluation: dict[str, pa.Table]
-
-    @property
-    def metrics(self) -> list[str]:
-        return list(self.manifest.get("metrics") or [])
-
-
-@dataclass
-class TaskPlan:
-    """What the mixture takes from one task (one row of the plan table)."""
-
-    name: str
-    path: str
-    rule: str
-    source_rows: int
-    duplicates: int
-    contaminated: int
-    dropped: int
-    available: int
-    target_rows: float
-    quota: int
-    repetition: float
-    times_used: tuple[int, int]
-    eval_rows: dict[str, int]
-    tokens: int | None = None  # train tokens in the quota (prompt + completion)
-
-    def to_json(self, total: int, target_total: float) -> dict[str, Any]:
-        data = {k: v for k, v in vars(self).items() if v is not None}
-        data["times_used"] = list(self.times_used)
-        data["target_share"] = self.target_rows / target_total if target_total else 0.0
-        data["realized_share"] = self.quota / total if total else 0.0
-        return data
-
-
-@dataclass
-class MixResult:
-    """The plan, and for a real run what was written."""
-
-    spec: MixSpec
-    epoch: int
-    tasks: list[TaskPlan]
-    contamination: dict[str, Any]
-    out: Path | None = None
-    splits: dict[str, int] = field(default_factory=dict)
-    max_prefix_deviation: float | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        return sum(t.quota for t in self.tasks)
 
 
 # ---------------------------------------------------------------- entry points
@@ -131,8 +71,6 @@ def mix_datasets(
     result = MixResult(spec, epoch, tasks, _contamination_json(spec, hygiene.report))
     if dry_run:
         return result
-    from instructkit.mixwrite import write_mixture
-
     assert out is not None
     write_mixture(result, inputs, draws, Path(out), overwrite, num_shards, quiet, command)
     return result

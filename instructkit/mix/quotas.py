@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from instructkit.errors import MixError
-from instructkit.mixspec import MixSpec, TaskSpec
+from instructkit.mix.spec import MixSpec, TaskSpec
 
 # ---------------------------------------------------------------- quotas
 

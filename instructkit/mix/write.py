@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -14,12 +14,9 @@ import pyarrow.compute as pc
 from instructkit import __version__
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.inspect import write_composition_chart
-from instructkit.mix import EVAL_SPLITS
-from instructkit.mixplan import TaskDraw, schedule_chunks
+from instructkit.mix.plan import EVAL_SPLITS, MixResult, TaskInput
+from instructkit.mix.quotas import TaskDraw, schedule_chunks
 from instructkit.progress import progress_bar
-
-if TYPE_CHECKING:
-    from instructkit.mix import MixResult, TaskInput
 
 # Rows gathered per write: sized by bytes, because each taken row costs a fixed overhead per
 # source batch (fewer, larger chunks amortise it) while a chunk is held in memory twice.
