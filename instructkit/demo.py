@@ -202,7 +202,7 @@ def _train(
     dataset: Path, backend: str, model: str, out: Path, steps: int, lr: float,
     recipe: DemoRecipe, extra: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
-    from instructkit.training_run import run_training
+    from instructkit.train.run import run_training
 
     options = {
         "max_steps": steps,

@@ -63,7 +63,7 @@ def register_trainers(register: Any) -> None:
     """Register trainer backends for ``instructkit train --backend NAME``.
 
     :param register: a callable; call ``register(trainer_cls)`` once per backend, where
-        ``trainer_cls`` subclasses :class:`instructkit.trainers.Trainer` and has a unique
+        ``trainer_cls`` subclasses :class:`instructkit.train.base.Trainer` and has a unique
         ``trainer_id``. Registering an id twice raises :class:`instructkit.errors.PluginError`.
 
     Called lazily, the first time trainers are listed or looked up. Return nothing.

@@ -25,8 +25,8 @@ import pyarrow as pa
 
 from instructkit.artifacts.dataset import SCHEMA, write_dataset_dict, write_manifest, write_split
 from instructkit.errors import OptionsError, OutputExistsError
-from instructkit.trainers import Trainer, TrainerOptions, TrainerRegistry, build_options
-from instructkit.training_run import (
+from instructkit.train.base import Trainer, TrainerOptions, TrainerRegistry, build_options
+from instructkit.train.run import (
     CHART_NAME,
     LOG_NAME,
     METADATA_NAME,
@@ -156,8 +156,8 @@ def fixed_batch_loss(
     import torch
 
     from instructkit.artifacts.dataset import open_split
-    from instructkit.hf_training import encode_split, make_collator
     from instructkit.modeling import load_for_inference
+    from instructkit.train.hf import encode_split, make_collator
 
     options = options or TrainerOptions()
     loaded = load_for_inference(str(model_dir))

@@ -12,7 +12,7 @@ from instructkit.testing import (
     make_tiny_dataset,
     make_tiny_model,
 )
-from instructkit.trainers import get_trainer, list_trainers
+from instructkit.train.base import get_trainer, list_trainers
 
 # Rates that move a random-init tiny model visibly in 6 steps (FEASIBILITY.md §3).
 LEARNING_RATES = {"full": 3e-3, "lora": 1e-2, "prompt-tuning": 3e-1}

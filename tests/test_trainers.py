@@ -8,13 +8,12 @@ from dataclasses import dataclass
 import pytest
 
 import instructkit
-from instructkit import hf_training
 from instructkit.errors import OptionsError, PluginError, TrainerError, UnknownTrainerError
-from instructkit.hf_training import encode_split, make_collator
 from instructkit.modeling import IGNORE_INDEX, encode_pair, text_ids
 from instructkit.plugins import pm
 from instructkit.testing import make_tiny_dataset, make_tiny_model, tiny_rows
-from instructkit.trainers import (
+from instructkit.train import hf as hf_training
+from instructkit.train.base import (
     Trainer,
     TrainerOptions,
     TrainerRegistry,
@@ -25,7 +24,8 @@ from instructkit.trainers import (
     option,
     parse_option_strings,
 )
-from instructkit.training_run import TrainingInterrupted, checkpoint_dir_for, run_training
+from instructkit.train.hf import encode_split, make_collator
+from instructkit.train.run import TrainingInterrupted, checkpoint_dir_for, run_training
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 import instructkit
-from instructkit.hf_training import HFTrainer, peft_task_type, trainable_parameters
-from instructkit.trainers import TrainerOptions, TrainRun, option
+from instructkit.train.base import TrainerOptions, TrainRun, option
+from instructkit.train.hf import HFTrainer, peft_task_type, trainable_parameters
 
 
 @dataclass

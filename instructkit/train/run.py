@@ -29,7 +29,7 @@ from instructkit.artifacts.dataset import (
     why_unwritable,
 )
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
-from instructkit.trainers import (
+from instructkit.train.base import (
     Trainer,
     TrainerOptions,
     TrainResult,

@@ -3,7 +3,7 @@
 A backend is a small class (a ``trainer_id``, a one-line ``description``, an ``Options``
 dataclass and one ``train`` method) registered through the ``register_trainers`` hook, like the
 built-ins ``full``, ``lora`` and ``prompt-tuning``. Running one (checking the inputs, the
-output directory, checkpoints, metadata) is :mod:`instructkit.training_run`'s job, so a backend
+output directory, checkpoints, metadata) is :mod:`instructkit.train.run`'s job, so a backend
 never repeats it. Importing this module never imports torch.
 """
 
@@ -17,23 +17,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from instructkit.errors import OptionsError, PluginError, UnknownTrainerError
-
-if TYPE_CHECKING:
-    from instructkit.training_run import run_training as run_training
-else:
-
-    def __getattr__(name: str) -> Any:
-        # docs once named instructkit.trainers.run_training; importing it lazily keeps that
-        # path working without a cycle (training_run imports this module).
-        if name == "run_training":
-            from instructkit.training_run import run_training
-
-            return run_training
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -326,7 +312,9 @@ class TrainerRegistry:
     def add(self, trainer_cls: type[Trainer]) -> None:
         """Register a trainer class; reject non-trainers and duplicate ids."""
         if not (isinstance(trainer_cls, type) and issubclass(trainer_cls, Trainer)):
-            raise PluginError(f"{trainer_cls!r} is not a subclass of instructkit.trainers.Trainer.")
+            raise PluginError(
+                f"{trainer_cls!r} is not a subclass of instructkit.train.base.Trainer."
+            )
         trainer_id = getattr(trainer_cls, "trainer_id", None)
         if not trainer_id or not getattr(trainer_cls, "description", None):
             raise PluginError(

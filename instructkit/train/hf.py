@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from instructkit.errors import TrainerError
-from instructkit.trainers import Trainer, TrainerOptions, TrainResult, TrainRun
+from instructkit.train.base import Trainer, TrainerOptions, TrainResult, TrainRun
 
 # Keys of HF's log records that make up training_log.jsonl (the rest is timing chatter).
 LOG_KEYS = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm")
