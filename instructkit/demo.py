@@ -224,9 +224,9 @@ def _train(
 def _report(
     models: dict[str, str], datasets: list[Path], out: Path, recipe: DemoRecipe, quiet: bool
 ) -> Any:
-    from instructkit.evaluate import ScoringOptions
-    from instructkit.forgetting import compare_models
-    from instructkit.generate import GenerationOptions
+    from instructkit.evaluate.forgetting import compare_models
+    from instructkit.evaluate.generate import GenerationOptions
+    from instructkit.evaluate.run import ScoringOptions
 
     return compare_models(
         models,

@@ -75,7 +75,7 @@ def register_metrics(register: Any) -> None:
     """Register metrics for ``instructkit evaluate`` and ``instructkit score``.
 
     :param register: a callable; call ``register(metric)`` once per metric, where ``metric`` is
-        an instance of :class:`instructkit.metrics.Metric` (a unique ``name``, its ``keys``, a
+        an instance of :class:`instructkit.Metric` (a unique ``name``, its ``keys``, a
         ``primary`` key and a ``score_pair(prediction, reference)`` method returning
         ``{key: value}`` on a 0-100 scale; the base class's ``score(predictions, references)``
         adds multi-reference reduction, bootstrap intervals and ``num_proc``). Registering a

@@ -14,10 +14,10 @@ from evaluate_helpers import (
     write_dataset,
 )
 
-from instructkit import evaluate
 from instructkit.cli import cli
 from instructkit.errors import ModelError
-from instructkit.generate import GenerationOptions, generate
+from instructkit.evaluate import run as evaluate
+from instructkit.evaluate.generate import GenerationOptions, generate
 from instructkit.modeling import load_for_inference
 
 FAST = ["--max-new-tokens", "6", "--bootstrap", "50", "--quiet"]
@@ -231,7 +231,7 @@ def test_sample_seed_without_max_rows_is_a_usage_error(runner, work, tmp_path):
 
 
 def test_manifest_metrics_reads_render_and_mix_manifests():
-    from instructkit.evaluate import manifest_metrics
+    from instructkit.evaluate.run import manifest_metrics
 
     render = {"kind": "render", "task": "samsum", "metrics": ["rouge", "exact_match"]}
     assert manifest_metrics(render, "samsum") == ["rouge", "exact_match"]

@@ -13,8 +13,9 @@ from evaluate_helpers import (
     train_steps,
 )
 
-from instructkit import charts, forgetting
+from instructkit import charts
 from instructkit.cli import cli
+from instructkit.evaluate import forgetting
 
 FAST = ["--max-new-tokens", "8", "--bootstrap", "50", "--quiet"]
 

@@ -9,8 +9,8 @@ import pytest
 from rouge_score import rouge_scorer
 
 import instructkit
-from instructkit import metrics
 from instructkit.errors import EvaluateError, OptionsError, PluginError
+from instructkit.evaluate import metrics
 from instructkit.plugins import pm
 
 PAIRS = [

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from instructkit.evaluate.metrics import DEFAULT_BOOTSTRAP, MULTI_REF_MODES
 from instructkit.hookspecs import hookimpl
-from instructkit.metrics import DEFAULT_BOOTSTRAP, MULTI_REF_MODES
 
 _MODEL_SPEC_HELP = "NAME=MODEL_OR_ADAPTER"
 
@@ -184,8 +184,8 @@ def register_commands(cli: click.Group) -> None:
             instructkit evaluate --compare base=models/base full=runs/full lora=runs/lora \\
                 build/mix --split test --out runs/forgetting
         """
-        from instructkit.evaluate import ScoringOptions, evaluate_model
-        from instructkit.generate import GenerationOptions
+        from instructkit.evaluate.generate import GenerationOptions
+        from instructkit.evaluate.run import ScoringOptions, evaluate_model
 
         if sample_seed is not None and max_rows is None:
             raise click.UsageError("--sample-seed picks the rows of --max-rows N: give both.")
@@ -207,7 +207,7 @@ def register_commands(cli: click.Group) -> None:
             "quiet": quiet,
         }
         if compare:
-            from instructkit.forgetting import REPORT_CHART, REPORT_JSON, compare_models
+            from instructkit.evaluate.forgetting import REPORT_CHART, REPORT_JSON, compare_models
 
             report = compare_models(models, datasets, split, out, **options)
             click.echo(report.to_markdown())
@@ -256,7 +256,7 @@ def register_commands(cli: click.Group) -> None:
             instructkit score preds.txt -r refs.txt --metric exact_match --json
         """
         from instructkit.artifacts.dataset import check_output_file
-        from instructkit.evaluate import ScoringOptions, score_file
+        from instructkit.evaluate.run import ScoringOptions, score_file
 
         if out:
             check_output_file(out)

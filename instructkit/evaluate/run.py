@@ -26,8 +26,8 @@ from instructkit.artifacts.dataset import (
     require_columns,
 )
 from instructkit.errors import EvaluateError, ModelError, OptionsError
-from instructkit.generate import GenerationOptions, generate
-from instructkit.metrics import (
+from instructkit.evaluate.generate import GenerationOptions, generate
+from instructkit.evaluate.metrics import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_CONFIDENCE,
     DEFAULT_METRIC,

@@ -18,9 +18,14 @@ from typing import Any
 
 from instructkit.artifacts.dataset import atomic_output_dir
 from instructkit.errors import OptionsError
-from instructkit.evaluate import EvaluationResult, ScoringOptions, evaluate_model, load_eval_rows
-from instructkit.generate import GenerationOptions
-from instructkit.metrics import Score
+from instructkit.evaluate.generate import GenerationOptions
+from instructkit.evaluate.metrics import Score
+from instructkit.evaluate.run import (
+    EvaluationResult,
+    ScoringOptions,
+    evaluate_model,
+    load_eval_rows,
+)
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"

@@ -190,7 +190,7 @@ def metric_registry() -> dict[str, Metric]:
         if not isinstance(metric, Metric):
             raise PluginError(
                 f"register_metrics got {metric!r}: register an instance of "
-                f"instructkit.metrics.Metric."
+                f"instructkit.evaluate.metrics.Metric."
             )
         if not metric.name or metric.primary not in metric.keys:
             raise PluginError(
