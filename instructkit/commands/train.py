@@ -12,11 +12,6 @@ from instructkit.hookspecs import hookimpl
 CONFIG_KEYS = ("dataset", "backend", "model", "out", "options")
 
 
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    cli.add_command(train)
-
-
 @click.command(name="train")
 @click.argument("dataset", required=False, type=click.Path(path_type=Path))
 @click.option(
@@ -161,3 +156,9 @@ def _option_lines(options: Any) -> list[str]:
         lines.append(f"  {opt['name']} ({opt['type']}, default {opt['default']}{choices})")
         lines.append(f"      {opt['help']}")
     return lines
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``train``."""
+    cli.add_command(train)
