@@ -30,8 +30,8 @@ def baseline_rows_per_second(data_dir: Path, mode: str) -> tuple[float, int]:
     """Per-row Jinja over the same rows, the way a careful user writes it with datasets.map."""
     import datasets
 
+    from instructkit.render.formats import compile_pack
     from instructkit.render.run import RenderOptions, plan_splits, resolve
-    from instructkit.render.templates import compile_pack
 
     opts = RenderOptions(data_dir=str(data_dir), splits=["train"], assignment=mode)
     raw, pack = resolve("dialogsum", opts)
@@ -65,8 +65,8 @@ def baseline_rows_per_second(data_dir: Path, mode: str) -> tuple[float, int]:
 def render_only_rows_per_second(data_dir: Path, mode: str) -> float:
     """instructkit's batch renderer over the same in-memory rows (no reading or writing)."""
     from instructkit.render.batch import BatchRenderer
+    from instructkit.render.formats import compile_pack
     from instructkit.render.run import RenderOptions, iter_jobs, plan_splits, resolve
-    from instructkit.render.templates import compile_pack
 
     opts = RenderOptions(data_dir=str(data_dir), splits=["train"], assignment=mode)
     raw, pack = resolve("dialogsum", opts)

@@ -6,8 +6,9 @@ import pytest
 
 from instructkit.cli import cli
 from instructkit.errors import TemplateError
+from instructkit.render.formats import compile_pack
 from instructkit.render.promptsource import import_promptsource
-from instructkit.render.templates import compile_pack, load_pack
+from instructkit.render.templates import load_pack
 
 # Our own templates, written in promptsource's templates.yaml format.
 TEMPLATES_YAML = """\

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from instructkit.render.fast import render_batch, vectorised
-from instructkit.render.templates import TemplateSpec, compile_template, make_environment
+from instructkit.render.formats import compile_template
+from instructkit.render.templates import TemplateSpec, make_environment
 
 ALPHABET = "ab Z\n\r\t.,:;!?é😀-_|()[]"
 FIELDS = ["dialogue", "summary", "topic", "n"]

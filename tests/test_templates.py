@@ -8,8 +8,9 @@ import instructkit
 from instructkit.cli import cli
 from instructkit.errors import TemplateError
 from instructkit.plugins import pm
+from instructkit.render.formats import compile_pack
 from instructkit.render.lint import lint_pack
-from instructkit.render.templates import compile_pack, list_packs, load_pack, make_environment
+from instructkit.render.templates import list_packs, load_pack, make_environment
 
 FIXTURE_ROW = {
     "dialogue": "#Person1#: Shall we meet at six?\n#Person2#: Six works, see you then.",
@@ -139,3 +140,10 @@ def test_hook_prepare_jinja2_environment(tmp_path):
         )
     finally:
         pm.unregister(name="shout-plugin")
+
+
+def test_every_pack_format_has_one_compiler():
+    from instructkit.render.formats import COMPILERS
+    from instructkit.render.templates import FORMATS
+
+    assert tuple(COMPILERS) == FORMATS

@@ -30,7 +30,7 @@ def render_batch(
     """Render every row of ``table`` into (prompt, completion) string arrays."""
     prompt = vectorised(template.plans["prompt"], table)
     completion = vectorised(template.plans["completion"], table)
-    if prompt is not None and completion is not None and template.promptsource is None:
+    if prompt is not None and completion is not None and not template.whole_row:
         return prompt, completion
     prompts, completions = [], []
     for index, row in enumerate(_rows(template, table)):
@@ -43,7 +43,7 @@ def render_batch(
 def render_completions(template: CompiledTemplate, table: pa.Table, describe: Describe) -> pa.Array:
     """Render only the completion block (used for each reference of a row)."""
     fast = vectorised(template.plans["completion"], table)
-    if fast is not None and template.promptsource is None:
+    if fast is not None and not template.whole_row:
         return fast
     return render_batch(template, table, describe)[1]
 
@@ -87,7 +87,7 @@ def _as_string(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def _rows(template: CompiledTemplate, table: pa.Table) -> list[dict]:
     # promptsource templates see the whole example, like promptsource's own apply().
-    if template.promptsource is not None:
+    if template.whole_row:
         return table.to_pylist()
     names = [name for name in table.column_names if name in template.all_fields]
     return table.select(names).to_pylist()

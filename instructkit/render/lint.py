@@ -10,11 +10,11 @@ from typing import Any
 from jinja2 import nodes
 
 from instructkit.errors import InstructkitError
+from instructkit.render.formats import compile_template
 from instructkit.render.templates import (
     PACK_FILE,
     CompiledTemplate,
     Pack,
-    compile_template,
     load_pack,
     make_environment,
     pack_entries,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ class PromptsourceRenderer:
             - {"answer_choices"}
         )
 
-    def apply(self, row: dict[str, Any]) -> tuple[str, str]:
+    def apply(self, row: Mapping[str, Any]) -> tuple[str, str]:
         if "answer_choices" in row:
             raise TemplateError(
                 "A row has a field named 'answer_choices', which promptsource reserves."
@@ -186,5 +187,5 @@ def compile_promptsource(
         jinja=renderer.body,
         fields={"prompt": renderer.fields, "completion": frozenset()},
         plans={"prompt": None, "completion": None},
-        promptsource=renderer,
+        row_renderer=renderer,
     )

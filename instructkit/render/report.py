@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from instructkit.render.formats import compile_pack
 from instructkit.render.run import RenderOptions, RenderResult, resolve, templates_for_split
-from instructkit.render.templates import compile_pack, list_packs, load_pack
+from instructkit.render.templates import list_packs, load_pack
 
 
 def summary_table(result: RenderResult) -> str:
@@ -113,7 +114,7 @@ def pack_details(name: str) -> str:
     body = []
     for compiled in templates:
         fields = ", ".join(sorted(compiled.all_fields))
-        fast = "yes" if all(compiled.plans.values()) and compiled.promptsource is None else "no"
+        fast = "yes" if all(compiled.plans.values()) and not compiled.whole_row else "no"
         body.append(
             f"--- {compiled.template_id} ({compiled.kind}; fields: {fields}; fast path: {fast})\n"
             f"{compiled.spec.source.rstrip()}\n"

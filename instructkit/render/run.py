@@ -48,6 +48,7 @@ from instructkit.render.assign import (
 from instructkit.render.batch import BatchJob, BatchRenderer, FixedChunks, present, run_batches
 from instructkit.render.budget import TokenBudget, length_stats
 from instructkit.render.fast import index_array, text_array
+from instructkit.render.formats import compile_pack
 from instructkit.render.sources import (
     RawDataset,
     RawSplit,
@@ -55,7 +56,7 @@ from instructkit.render.sources import (
     get_source,
     load_generic,
 )
-from instructkit.render.templates import CompiledTemplate, Pack, compile_pack, find_pack, load_pack
+from instructkit.render.templates import CompiledTemplate, Pack, find_pack, load_pack
 
 ON_EMPTY = ("skip", "fail")
 
@@ -452,8 +453,8 @@ def iter_jobs(
 
 
 def _needed_columns(plan: SplitPlan, templates: list[CompiledTemplate]) -> list[str] | None:
-    if any(t.promptsource is not None for t in templates):
-        return None  # promptsource templates see the whole example
+    if any(t.whole_row for t in templates):
+        return None  # e.g. promptsource templates see the whole example
     names = set().union(*(t.all_fields for t in templates))
     for variants in plan.references.values():
         names.update(variants)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 import yaml
@@ -231,6 +231,12 @@ def _load_spec(pack_dir: Path, template_id: str, entry: dict[str, Any]) -> Templ
 Plan = list[tuple[str, str]]  # ("text", literal) or ("field", name)
 
 
+class RowRenderer(Protocol):
+    """A template format that renders a whole row into (prompt, completion) at once."""
+
+    def apply(self, row: Mapping[str, Any]) -> tuple[str, str]: ...
+
+
 @dataclass
 class CompiledTemplate:
     """A phrasing ready to render: per row, or per batch through its fast-path plans."""
@@ -242,7 +248,13 @@ class CompiledTemplate:
     jinja: jinja2.Template
     fields: dict[str, frozenset[str]]
     plans: dict[str, Plan | None]
-    promptsource: Any = None  # a PromptsourceRenderer for imported templates
+    # Formats that render a whole row at once (promptsource's apply) set this; see formats.py.
+    row_renderer: RowRenderer | None = None
+
+    @property
+    def whole_row(self) -> bool:
+        """Does rendering need every column of the row (not only the template's fields)?"""
+        return self.row_renderer is not None
 
     @property
     def all_fields(self) -> frozenset[str]:
@@ -251,8 +263,8 @@ class CompiledTemplate:
     def render_row(self, row: Mapping[str, Any], where: str = "a row") -> tuple[str, str]:
         """Render one row into (prompt, completion); a missing field names template and row."""
         try:
-            if self.promptsource is not None:
-                return self.promptsource.apply(row)
+            if self.row_renderer is not None:
+                return self.row_renderer.apply(row)
             return self.render_block("prompt", row), self.render_block("completion", row)
         except jinja2.UndefinedError as ex:
             raise self.missing_field_error(ex, row, where) from ex
@@ -278,18 +290,8 @@ class CompiledTemplate:
         )
 
 
-def compile_pack(pack: Pack, env: jinja2.Environment | None = None) -> list[CompiledTemplate]:
-    """Compile every phrasing of a pack; a syntax error names the file and line."""
-    env = env or make_environment()
-    return [compile_template(spec, pack.task, env) for spec in pack.templates]
-
-
-def compile_template(spec: TemplateSpec, task: str, env: jinja2.Environment) -> CompiledTemplate:
-    """Compile one phrasing (blocks format or promptsource format)."""
-    if spec.format == "promptsource":
-        from instructkit.render.promptsource import compile_promptsource
-
-        return compile_promptsource(spec, task, env)
+def compile_blocks(spec: TemplateSpec, task: str, env: jinja2.Environment) -> CompiledTemplate:
+    """Compile one phrasing of the ``blocks`` format (a prompt and a completion block)."""
     tree = parse_source(env, spec.source, spec.path)
     blocks = {b.name: b for b in tree.find_all(nodes.Block)}
     missing = [name for name in BLOCKS if name not in blocks]
