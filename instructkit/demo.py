@@ -23,10 +23,11 @@ from typing import Any
 
 from instructkit.artifacts.dataset import atomic_output_dir, open_split
 from instructkit.errors import InstructkitError
+from instructkit.paths import demo_data_dir
 
 TASK_A = "dialogsum_topic"
 TASK_B = "dialogsum"
-SHIPPED_DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "dialogs"
+SHIPPED_DATA = demo_data_dir()
 
 
 @dataclass

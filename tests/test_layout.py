@@ -175,3 +175,25 @@ def test_the_rules_catch_a_broken_package(broken_package):
         "instructkit.render.run imports instructkit.mix.plan",
     ]
     assert cycles(graph) == [["instructkit.train.base", "instructkit.train.run"]]
+
+
+def module_map(text: str) -> set[str]:
+    """Paths (relative to instructkit/) named in the tree of docs/architecture.md."""
+    tree = text.split("```\ninstructkit/\n", 1)[1].split("```", 1)[0]
+    named, folder = set(), ""
+    for line in tree.splitlines():
+        entry = line.split()[0] if line.strip() else ""
+        top_level = not line.startswith("    ")
+        if entry.endswith("/"):
+            folder = entry
+            named.add(entry + "__init__.py")
+        elif entry.endswith(".py"):
+            named.add(entry if top_level else folder + entry)
+    return named
+
+
+def test_the_module_map_names_every_module():
+    named = module_map((PACKAGE_DIR.parent / "docs" / "architecture.md").read_text("utf-8"))
+    on_disk = {p.relative_to(PACKAGE_DIR).as_posix() for p in PACKAGE_DIR.rglob("*.py")}
+    assert sorted(on_disk - named) == []
+    assert sorted(named - on_disk) == []

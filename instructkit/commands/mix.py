@@ -1,4 +1,4 @@
-"""CLI commands for mix: ``instructkit mix`` and ``instructkit inspect``."""
+"""CLI command ``mix``: blend rendered datasets by a spec (or --task options)."""
 
 from __future__ import annotations
 

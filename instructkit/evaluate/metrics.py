@@ -189,8 +189,7 @@ def metric_registry() -> dict[str, Metric]:
     def register(metric: Metric) -> None:
         if not isinstance(metric, Metric):
             raise PluginError(
-                f"register_metrics got {metric!r}: register an instance of "
-                f"instructkit.evaluate.metrics.Metric."
+                f"register_metrics got {metric!r}: register an instance of instructkit.Metric."
             )
         if not metric.name or metric.primary not in metric.keys:
             raise PluginError(

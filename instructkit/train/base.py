@@ -312,9 +312,7 @@ class TrainerRegistry:
     def add(self, trainer_cls: type[Trainer]) -> None:
         """Register a trainer class; reject non-trainers and duplicate ids."""
         if not (isinstance(trainer_cls, type) and issubclass(trainer_cls, Trainer)):
-            raise PluginError(
-                f"{trainer_cls!r} is not a subclass of instructkit.train.base.Trainer."
-            )
+            raise PluginError(f"{trainer_cls!r} is not a subclass of instructkit.Trainer.")
         trainer_id = getattr(trainer_cls, "trainer_id", None)
         if not trainer_id or not getattr(trainer_cls, "description", None):
             raise PluginError(
