@@ -3,8 +3,8 @@
 Per-row ``Template.render`` costs ~20 µs, which dominates rendering. A block that only
 concatenates literal text and fields (most instruction templates) is rendered for a whole batch
 with Arrow's string kernels instead, without creating a Python string per row. Any other block
-goes through Jinja row by row. Both give the same bytes (tests/test_render_fast.py proves it on
-random templates and rows).
+goes through Jinja row by row. Both give the same bytes (tests/render/test_render_fast.py
+proves it on random templates and rows).
 """
 
 from __future__ import annotations

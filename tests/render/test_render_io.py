@@ -78,7 +78,7 @@ def test_render_never_imports_pandas(tmp_path):
         f"render_dataset('dialogsum', {str(tmp_path / 'out')!r}, data_dir={str(data)!r});"
         "print(json.dumps('pandas' in sys.modules))"
     )
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-c", f"import json; {code}"],
         capture_output=True,

@@ -69,7 +69,7 @@ def test_example_plugin_ia3_passes_the_contract(
 ):
     # imported from its source folder; test_train_cli trains it through the real entry point
     monkeypatch.syspath_prepend(
-        str(Path(__file__).parent.parent / "plugins" / "instructkit-peft-extras")
+        str(Path(__file__).parents[2] / "plugins" / "instructkit-peft-extras")
     )
     from instructkit_peft_extras import IA3Trainer
 

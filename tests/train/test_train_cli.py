@@ -14,7 +14,7 @@ import pytest
 from instructkit.cli import cli
 from instructkit.testing import make_tiny_dataset, make_tiny_model, tiny_rows
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PLUGIN = REPO_ROOT / "plugins" / "instructkit-peft-extras"
 FAST = ["-o", "max_steps=2", "-o", "batch_size=4", "-o", "logging_steps=1", "--quiet"]
 
