@@ -24,15 +24,10 @@ from typing import Any
 import pyarrow as pa
 
 from instructkit.artifacts.dataset import SCHEMA, write_dataset_dict, write_manifest, write_split
+from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME
 from instructkit.errors import OptionsError, OutputExistsError
 from instructkit.train.base import Trainer, TrainerOptions, TrainerRegistry, build_options
-from instructkit.train.run import (
-    CHART_NAME,
-    LOG_NAME,
-    METADATA_NAME,
-    checkpoint_dir_for,
-    run_training,
-)
+from instructkit.train.run import checkpoint_dir_for, run_training
 
 NAMES = ("Amanda", "Jerry", "Tom", "Anna", "Bob", "Maria", "Lucy", "Peter")
 TOPICS = ("party", "dinner", "office", "game", "trip", "book")

@@ -25,7 +25,8 @@ from instructkit.artifacts.dataset import (
     read_manifest,
     require_columns,
 )
-from instructkit.errors import EvaluateError, ModelError, OptionsError
+from instructkit.artifacts.train_output import read_train_metadata
+from instructkit.errors import EvaluateError, OptionsError
 from instructkit.evaluate.generate import GenerationOptions, generate
 from instructkit.evaluate.metrics import (
     DEFAULT_BOOTSTRAP,
@@ -44,7 +45,6 @@ from instructkit.progress import progress_bar
 
 PREDICTIONS_NAME = "predictions.jsonl"
 METRICS_NAME = "metrics.json"
-TRAIN_INFO_NAME = "instructkit-train.json"
 PREDICTION_FIELDS = ("task", "template_id", "example_id", "prompt", "prediction", "references")
 
 
@@ -355,13 +355,7 @@ def load_model(model: str, adapter: str | None = None, quiet: bool = False) -> A
 
 def tuned_on_tasks(model_dir: str | os.PathLike[str]) -> list[str]:
     """The tasks ``instructkit train`` trained this model or adapter on ([] if unknown)."""
-    path = Path(model_dir) / TRAIN_INFO_NAME
-    if not path.is_file():
-        return []
-    try:
-        info = json.loads(path.read_text())
-    except ValueError as ex:
-        raise ModelError(f"'{path}' is not valid JSON: {ex}. Re-run 'instructkit train'.") from ex
+    info = read_train_metadata(model_dir) or {}
     tasks = info.get("tasks") or []
     return list(tasks) if isinstance(tasks, list) else list(dict(tasks))
 

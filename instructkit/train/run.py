@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from instructkit.artifacts.dataset import (
     require_columns,
     why_unwritable,
 )
+from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME, write_log
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
 from instructkit.train.base import (
     Trainer,
@@ -38,9 +39,6 @@ from instructkit.train.base import (
     get_trainer,
 )
 
-METADATA_NAME = "instructkit-train.json"
-LOG_NAME = "training_log.jsonl"
-CHART_NAME = "loss.png"
 RUN_STATE_NAME = "run.json"
 
 
@@ -286,13 +284,6 @@ def finish_run(
     shutil.rmtree(checkpoint_dir_for(out), ignore_errors=True)
 
 
-def write_log(path: Path, log: Iterable[Mapping[str, Any]]) -> None:
-    """One JSON object per line, in step order."""
-    with open(path, "w") as handle:
-        for record in log:
-            handle.write(json.dumps(dict(record), sort_keys=True) + "\n")
-
-
 def plot_loss(path: Path, log: list[dict[str, Any]], title: str) -> None:
     """Train and validation loss against the step (a chart even for a one-step run)."""
     from instructkit.charts import line_chart
@@ -317,11 +308,3 @@ def _replace_dir(staging: Path, target: Path) -> None:
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_train_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``instructkit-train.json`` of a training output directory."""
-    metadata_path = Path(path) / METADATA_NAME
-    if not metadata_path.is_file():
-        raise TrainerError(f"'{path}' has no {METADATA_NAME}: is it an 'instructkit train' output?")
-    return json.loads(metadata_path.read_text())
