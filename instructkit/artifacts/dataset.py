@@ -34,6 +34,11 @@ from instructkit.errors import DatasetDirError, OutputError, OutputExistsError
 MANIFEST_NAME = "instructkit.json"
 DATASET_DICT_NAME = "dataset_dict.json"
 
+# The split names every stage uses: render writes them, mix blends train and carries the
+# evaluation splits, train and evaluate read them.
+SPLITS = ("train", "validation", "test")
+EVAL_SPLITS = SPLITS[1:]
+
 # The row contract shared by render, mix, train and evaluate (TRL's prompt/completion + provenance).
 # `references` always holds every reference of the row (just the completion when there is one),
 # so splits from different tasks share one schema and can be concatenated.

@@ -14,8 +14,6 @@ import pyarrow as pa
 
 from instructkit.mix.spec import MixSpec, TaskSpec
 
-EVAL_SPLITS = ("validation", "test")
-
 
 @dataclass
 class TaskInput:

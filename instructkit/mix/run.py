@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.errors import MixError
 from instructkit.mix.hygiene import (
     ContaminationReport,
@@ -33,7 +34,7 @@ from instructkit.mix.hygiene import (
     row_text,
     word_index,
 )
-from instructkit.mix.plan import EVAL_SPLITS, MixResult, TaskInput, TaskPlan
+from instructkit.mix.plan import MixResult, TaskInput, TaskPlan
 from instructkit.mix.quotas import TaskDraw, compute_quotas
 from instructkit.mix.spec import MixSpec, TaskSpec
 from instructkit.mix.write import write_mixture

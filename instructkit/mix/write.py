@@ -13,8 +13,9 @@ import pyarrow.compute as pc
 
 from instructkit import __version__
 from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.inspect import write_composition_chart
-from instructkit.mix.plan import EVAL_SPLITS, MixResult, TaskInput
+from instructkit.mix.plan import MixResult, TaskInput
 from instructkit.mix.quotas import TaskDraw, schedule_chunks
 from instructkit.progress import progress_bar
 

@@ -12,11 +12,11 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
+from instructkit.artifacts.dataset import SPLITS
 from instructkit.errors import RenderError
 from instructkit.render.fast import text_array
 
 ASSIGNMENTS = ("balanced", "random", "all")
-SPLIT_NAMES = ("train", "validation", "test")
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -119,7 +119,7 @@ def exact_counts(total: int, ratios: list[float]) -> list[int]:
 
 def check_ratios(ratios: list[float]) -> None:
     """Ratios for train/validation/test: three non-negative numbers summing to 1."""
-    if len(ratios) != len(SPLIT_NAMES) or any(r < 0 for r in ratios):
+    if len(ratios) != len(SPLITS) or any(r < 0 for r in ratios):
         raise RenderError(
             f"--split-ratios needs three non-negative numbers (train,validation,test), "
             f"got {','.join(map(str, ratios))}."

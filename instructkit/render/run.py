@@ -23,6 +23,7 @@ import pyarrow as pa
 from instructkit import __version__
 from instructkit.artifacts.dataset import (
     DEFAULT_MAX_SHARD_BYTES,
+    SPLITS,
     SplitInfo,
     SplitWriter,
     atomic_output_dir,
@@ -40,7 +41,6 @@ from instructkit.errors import (
 from instructkit.progress import progress_bar
 from instructkit.render.assign import (
     ASSIGNMENTS,
-    SPLIT_NAMES,
     assign_templates,
     check_ratios,
     cut_splits,
@@ -274,7 +274,7 @@ def plan_splits(
 
 def select_source_splits(raw: RawDataset, opts: RenderOptions) -> dict[str, RawSplit]:
     """The source splits to render (--splits), in train/validation/test order."""
-    order = {name: i for i, name in enumerate(SPLIT_NAMES)}
+    order = {name: i for i, name in enumerate(SPLITS)}
     available = sorted(raw.splits, key=lambda n: (order.get(n, len(order)), n))
     wanted = opts.splits or available
     unknown = [s for s in wanted if s not in raw.splits]
@@ -376,7 +376,7 @@ def cut_by_ratios(sources, scans, opts: RenderOptions) -> dict[str, list]:
         keep, split_ids, skipped = scans[name]
         share = target[start : start + len(keep)]
         start += len(keep)
-        for index, new_name in enumerate(SPLIT_NAMES):
+        for index, new_name in enumerate(SPLITS):
             # Skipped rows are counted once, in the split the source row belongs to.
             mine = share == index
             counted = Counter({k: 0 for k in skipped}) if index else skipped

@@ -19,11 +19,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from instructkit.artifacts.dataset import SPLITS
 from instructkit.errors import PluginError, SourceError
 from instructkit.render.templates import utf8_error
 
 SPLIT_ALIASES = {"val": "validation", "dev": "validation", "valid": "validation"}
-CANONICAL_SPLITS = ("train", "validation", "test")
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".arrow")
 
 
@@ -183,7 +183,7 @@ def _looks_like_path(spec: str) -> bool:
 def _split_from_stem(path: Path) -> str:
     stem = path.name.split(".")[0]
     split = canonical_split(stem)
-    return split if split in CANONICAL_SPLITS else "train"
+    return split if split in SPLITS else "train"
 
 
 def discover_split_files(directory: Path) -> dict[str, Path]:
@@ -193,7 +193,7 @@ def discover_split_files(directory: Path) -> dict[str, Path]:
         if path.suffix not in FILE_SUFFIXES:
             continue
         split = canonical_split(path.name[: -len(path.suffix)])
-        if split in CANONICAL_SPLITS and split not in found:
+        if split in SPLITS and split not in found:
             found[split] = path
     if not found:
         preset = _preset_layout(directory)
