@@ -1,7 +1,8 @@
 """The layout is the architecture: these rules are what the imports must obey.
 
 - a stage package (render, mix, train, evaluate) never imports another stage;
-- artifacts/ and the frame (errors, hookspecs, plugins, paths, progress, charts) import no stage;
+- artifacts/ and the frame (errors, hookspecs, plugins, paths, progress, charts, rounding)
+  import no stage;
 - no import cycles among instructkit modules, counting imports inside functions too
   (imports under ``if TYPE_CHECKING:`` are not run, so they do not count).
 
@@ -18,7 +19,16 @@ import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "instructkit"
 STAGES = ("render", "mix", "train", "evaluate")
-NO_STAGE = ("artifacts", "errors", "hookspecs", "plugins", "paths", "progress", "charts")
+NO_STAGE = (
+    "artifacts",
+    "errors",
+    "hookspecs",
+    "plugins",
+    "paths",
+    "progress",
+    "charts",
+    "rounding",
+)
 
 
 def module_name(path: Path, package_dir: Path) -> str:

@@ -16,24 +16,9 @@ import numpy as np
 
 from instructkit.errors import MixError
 from instructkit.mix.spec import MixSpec, TaskSpec
+from instructkit.rounding import largest_remainder
 
 # ---------------------------------------------------------------- quotas
-
-
-def largest_remainder(amounts: Sequence[float], total: int) -> list[int]:
-    """Round non-negative ``amounts`` to integers that sum exactly to ``total``.
-
-    Each gets its floor; the rows left over go to the largest fractional parts, ties to the
-    earlier task, so the result never depends on anything but the inputs.
-    """
-    floors = [math.floor(a) for a in amounts]
-    left = total - sum(floors)
-    if left < 0 or left > len(amounts):
-        raise ValueError(f"cannot round {list(amounts)} to a total of {total}")
-    order = sorted(range(len(amounts)), key=lambda i: (-(amounts[i] - floors[i]), i))
-    for i in order[:left]:
-        floors[i] += 1
-    return floors
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pyarrow as pa
 from instructkit.artifacts.dataset import SPLITS
 from instructkit.errors import RenderError
 from instructkit.render.fast import text_array
+from instructkit.rounding import largest_remainder
 
 ASSIGNMENTS = ("balanced", "random", "all")
 
@@ -107,16 +108,6 @@ def seeded_order(names: list[str], salt: str) -> list[int]:
     return [int(i) for i in np.argsort(hashes, kind="stable")]
 
 
-def exact_counts(total: int, ratios: list[float]) -> list[int]:
-    """Integer counts summing to ``total``, by largest remainder."""
-    raw = [total * r for r in ratios]
-    counts = [int(x) for x in raw]
-    by_remainder = sorted(range(len(raw)), key=lambda i: (counts[i] - raw[i], i))
-    for i in by_remainder[: total - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
 def check_ratios(ratios: list[float]) -> None:
     """Ratios for train/validation/test: three non-negative numbers summing to 1."""
     if len(ratios) != len(SPLITS) or any(r < 0 for r in ratios):
@@ -133,7 +124,7 @@ def check_ratios(ratios: list[float]) -> None:
 def cut_splits(ids: pa.Array, ratios: list[float], seed: int) -> np.ndarray:
     """The new split (0 train, 1 validation, 2 test) of each row, exact counts by ratio."""
     check_ratios(ratios)
-    counts = exact_counts(len(ids), ratios)
+    counts = largest_remainder([len(ids) * r for r in ratios], len(ids))
     rank = ranks(stable_hash(ids, f"{seed}/split"))
     bounds = np.cumsum(counts)
     return np.searchsorted(bounds, rank, side="right").astype(np.int8)
