@@ -152,11 +152,10 @@ class _StepTimer:
 
 
 def _render(data: Path, pack: str, template: str, out: Path, recipe: DemoRecipe) -> Path:
-    from instructkit.render.run import render_dataset
+    from instructkit.render.run import RenderOptions, render_dataset
 
-    render_dataset(
-        pack, out, data_dir=str(data), template_ids=[template], seed=recipe.seed, quiet=True
-    )
+    options = RenderOptions(data_dir=str(data), template_ids=[template], seed=recipe.seed)
+    render_dataset(pack, out, options)
     return out
 
 

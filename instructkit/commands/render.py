@@ -129,7 +129,7 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         instructkit render my.jsonl --templates samsum --split-ratios 0.8,0.1,0.1 --out build/x
     """
     from instructkit.render.report import summary_table
-    from instructkit.render.run import render_dataset
+    from instructkit.render.run import RenderOptions, render_dataset
 
     if options["max_prompt_tokens"] and not options["tokenizer"]:
         raise click.UsageError("--max-prompt-tokens needs --tokenizer.")
@@ -137,7 +137,7 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         raise click.UsageError("--max-completion-tokens needs --tokenizer.")
     if options["data_files"] == {}:
         options["data_files"] = None
-    result = render_dataset(source, out, quiet=quiet, **options)
+    result = render_dataset(source, out, RenderOptions(quiet=quiet, **options))
     click.echo(summary_table(result))
 
 

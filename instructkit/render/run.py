@@ -13,7 +13,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +172,15 @@ class RenderResult:
 # ---------------------------------------------------------------- entry point
 
 
-def render_dataset(source: str, out: str | Path, **options: Any) -> RenderResult:
-    """Render ``source`` through a template pack into the dataset directory ``out``."""
-    opts = RenderOptions(**options)
+def render_dataset(
+    source: str, out: str | Path, options: RenderOptions | None = None, **fields: Any
+) -> RenderResult:
+    """Render ``source`` through a template pack into the dataset directory ``out``.
+
+    ``options`` is a :class:`RenderOptions` (the CLI builds one, like mix's ``MixSpec``);
+    keyword arguments set its fields, alone or on top of ``options``.
+    """
+    opts = replace(options, **fields) if options is not None else RenderOptions(**fields)
     started = time.perf_counter()
     check_output_path(Path(out), opts.overwrite)  # before reading any input
     raw, pack = resolve(source, opts)

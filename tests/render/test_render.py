@@ -346,3 +346,15 @@ def test_real_dialogsum_slice_has_three_references(shared_data_dir, tmp_path):
     test = artifact.open_split(tmp_path / "o", "test").to_pylist()
     assert all(len(r["references"]) == 3 for r in test)
     assert test[0]["example_id"] == "test_0"
+
+
+def test_render_takes_typed_options_or_their_fields(dialogsum_dir, tmp_path):
+    from instructkit.render.run import RenderOptions
+
+    options = RenderOptions(data_dir=str(dialogsum_dir), seed=5)
+    render_dataset("dialogsum", tmp_path / "typed", options)
+    render_dataset("dialogsum", tmp_path / "fields", data_dir=str(dialogsum_dir), seed=5)
+    render_dataset("dialogsum", tmp_path / "both", options, batch_size=3)
+    assert shard_bytes(tmp_path / "typed") == shard_bytes(tmp_path / "fields")
+    assert shard_bytes(tmp_path / "typed") == shard_bytes(tmp_path / "both")
+    assert options.batch_size == 4096  # the caller's options are left as they were
