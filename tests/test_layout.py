@@ -1,8 +1,8 @@
 """The layout is the architecture: these rules are what the imports must obey.
 
 - a stage package (render, mix, train, evaluate) never imports another stage;
-- artifacts/ and the frame (errors, hookspecs, plugins, paths, progress, charts, rounding)
-  import no stage;
+- artifacts/ and the frame (errors, hookspecs, plugins, paths, progress, charts, rounding,
+  keyvalue) import no stage;
 - no import cycles among instructkit modules, counting imports inside functions too
   (imports under ``if TYPE_CHECKING:`` are not run, so they do not count).
 
@@ -28,6 +28,7 @@ NO_STAGE = (
     "progress",
     "charts",
     "rounding",
+    "keyvalue",
 )
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import click
 
 from instructkit.hookspecs import hookimpl
+from instructkit.keyvalue import key_value
 
 
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
     pairs = {}
     for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key or not rest:
+        pair = key_value(value)
+        if pair is None or not pair[1]:
             raise click.BadParameter(f"'{value}' is not NAME=VALUE.", ctx, param)
-        pairs[key] = rest
+        pairs[pair[0]] = pair[1]
     return pairs
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from instructkit.errors import MixError
+from instructkit.keyvalue import key_value
 
 STRATEGIES = ("weights", "proportional", "temperature")
 UNITS = ("examples", "tokens")
@@ -346,12 +347,13 @@ def parse_task_option(text: str) -> dict[str, Any]:
     path, _, options = text.rpartition(":") if _has_task_options(text) else (text, "", "")
     task: dict[str, Any] = {"path": path}
     for item in filter(None, options.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or key not in TASK_KEYS[1:]:
+        pair = key_value(item)
+        if pair is None or pair[0] not in TASK_KEYS[1:]:
             raise MixError(
                 f"Bad task option '{item}' in '{text}': use KEY=VALUE with KEY one of "
                 f"{', '.join(TASK_KEYS[1:])}."
             )
+        key, value = pair
         task[key] = value if key == "name" else _cli_number(value, key, text)
     return task
 

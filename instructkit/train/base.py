@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from instructkit.errors import OptionsError, PluginError, UnknownTrainerError
+from instructkit.keyvalue import key_value
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -147,12 +148,12 @@ def parse_option_strings(pairs: Iterable[str]) -> dict[str, str]:
     """Turn ``-o key=value`` strings into a dict (values stay strings until validated)."""
     parsed: dict[str, str] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        parts = key_value(pair, strip=True)
+        if parts is None:
             raise OptionsError(
                 f"Option '{pair}' is not key=value: write e.g. -o learning_rate=1e-4."
             )
-        parsed[key.strip().replace("-", "_")] = value.strip()
+        parsed[parts[0].replace("-", "_")] = parts[1]
     return parsed
 
 
