@@ -32,6 +32,7 @@ def build_sources(root: Path) -> list[Path]:
     import pyarrow as pa
 
     from instructkit.artifacts import dataset as artifact
+    from instructkit.artifacts.manifest import write_manifest
 
     paths = []
     for task, n in SOURCES.items():
@@ -63,7 +64,7 @@ def build_sources(root: Path) -> list[Path]:
                 )
             writer.close()
             artifact.write_dataset_dict(tmp, ["train"])
-            artifact.write_manifest(tmp, {"kind": "render", "task": task})
+            write_manifest(tmp, {"kind": "render", "task": task})
     return paths
 
 

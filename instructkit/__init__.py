@@ -31,8 +31,9 @@ from instructkit.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from instructkit.artifacts.dataset import open_split, read_manifest
+    from instructkit.artifacts.dataset import open_split
     from instructkit.artifacts.inspect import inspect_dataset
+    from instructkit.artifacts.manifest import Manifest, load_manifest, read_manifest
     from instructkit.evaluate.forgetting import compare_models
     from instructkit.evaluate.generate import GenerationOptions
     from instructkit.evaluate.metrics import Metric
@@ -59,7 +60,8 @@ _LAZY_MODULES: dict[str, tuple[str, ...]] = {
     "instructkit.evaluate.generate": ("GenerationOptions",),
     "instructkit.evaluate.run": ("ScoringOptions", "evaluate_model", "score_file"),
     "instructkit.evaluate.forgetting": ("compare_models",),
-    "instructkit.artifacts.dataset": ("open_split", "read_manifest"),
+    "instructkit.artifacts.dataset": ("open_split",),
+    "instructkit.artifacts.manifest": ("Manifest", "load_manifest", "read_manifest"),
     "instructkit.artifacts.inspect": ("inspect_dataset",),
     "instructkit.testing": ("assert_trainer_contract",),
 }
@@ -101,6 +103,8 @@ __all__ = [
     # the files stages exchange
     "open_split",
     "read_manifest",
+    "load_manifest",
+    "Manifest",
     "inspect_dataset",
     # errors
     "InstructkitError",

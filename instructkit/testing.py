@@ -23,7 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from instructkit.artifacts.dataset import SCHEMA, write_dataset_dict, write_manifest, write_split
+from instructkit.artifacts.dataset import SCHEMA, write_dataset_dict, write_split
+from instructkit.artifacts.manifest import write_manifest
 from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME
 from instructkit.errors import OptionsError, OutputExistsError
 from instructkit.train.base import Trainer, TrainerOptions, TrainerRegistry, build_options

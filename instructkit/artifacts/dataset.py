@@ -4,7 +4,7 @@ Layout (``datasets.load_from_disk`` reads it as a ``DatasetDict``)::
 
     out/
       dataset_dict.json            {"splits": [...]}
-      instructkit.json             the manifest (see write_manifest)
+      instructkit.json             the manifest (see artifacts/manifest.py)
       <split>/data-0000i-of-0000N.arrow   Arrow IPC stream shards
       <split>/dataset_info.json    features
       <split>/state.json           shard list and a content fingerprint
@@ -31,7 +31,6 @@ import pyarrow as pa
 
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError
 
-MANIFEST_NAME = "instructkit.json"
 DATASET_DICT_NAME = "dataset_dict.json"
 
 # The split names every stage uses: render writes them, mix blends train and carries the
@@ -318,8 +317,8 @@ class SplitWriter:
             "homepage": "",
             "license": "",
         }
-        _write_json(self.dir / "state.json", state)
-        _write_json(self.dir / "dataset_info.json", info)
+        write_json(self.dir / "state.json", state)
+        write_json(self.dir / "dataset_info.json", info)
 
 
 def rows_per_shard(num_rows: int, num_shards: int | None) -> int | None:
@@ -345,15 +344,11 @@ def write_split(
 
 
 def write_dataset_dict(dataset_dir: Path, splits: Iterable[str]) -> None:
-    _write_json(Path(dataset_dir) / DATASET_DICT_NAME, {"splits": list(splits)})
+    write_json(Path(dataset_dir) / DATASET_DICT_NAME, {"splits": list(splits)})
 
 
-def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write ``instructkit.json``; keep it free of timestamps so reruns give identical bytes."""
-    _write_json(Path(dataset_dir) / MANIFEST_NAME, manifest)
-
-
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """Sorted keys, no timestamps: the same data gives the same bytes."""
     path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
@@ -387,26 +382,6 @@ def list_splits(path: str | os.PathLike[str]) -> list[str]:
         return list(json.loads((root / DATASET_DICT_NAME).read_text())["splits"])
     except (ValueError, KeyError) as ex:
         raise DatasetDirError(f"'{root / DATASET_DICT_NAME}' is corrupt: {ex}.") from ex
-
-
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The manifest of a dataset directory ({} for a plain ``save_to_disk`` DatasetDict)."""
-    root = check_dataset_dir(path)
-    manifest_path = root / MANIFEST_NAME
-    if not manifest_path.is_file():
-        return {}
-    try:
-        return json.loads(manifest_path.read_text())
-    except ValueError as ex:
-        raise DatasetDirError(f"'{manifest_path}' is not valid JSON: {ex}.") from ex
-
-
-def manifest_fingerprint(path: str | os.PathLike[str]) -> str:
-    """A short hash of a dataset's manifest: records which data a model was trained on."""
-    root = check_dataset_dir(path)
-    manifest_path = root / MANIFEST_NAME
-    source = manifest_path if manifest_path.is_file() else root / DATASET_DICT_NAME
-    return file_sha256(source)[:16]
 
 
 def open_split(path: str | os.PathLike[str], split: str) -> pa.Table:

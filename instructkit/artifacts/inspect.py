@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.manifest import load_manifest
 from instructkit.errors import DatasetDirError
 
 
@@ -23,7 +24,7 @@ def inspect_dataset(path: str | os.PathLike[str]) -> dict[str, Any]:
         if "task" in table.column_names:
             counts = pc.value_counts(table["task"]).to_pylist()
             tasks[split] = {str(c["values"]): int(c["counts"]) for c in counts}
-    manifest = artifact.read_manifest(path)
+    manifest = load_manifest(path).data
     kind = manifest.get("kind") or ("dataset" if manifest else "plain DatasetDict")
     return {"path": str(path), "kind": kind, "splits": splits, "tasks": tasks, "manifest": manifest}
 

@@ -19,12 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifacts.dataset import (
-    atomic_output_dir,
-    open_split,
-    read_manifest,
-    require_columns,
-)
+from instructkit.artifacts.dataset import atomic_output_dir, open_split, require_columns
+from instructkit.artifacts.manifest import load_manifest
 from instructkit.artifacts.train_output import read_train_metadata
 from instructkit.errors import EvaluateError, OptionsError
 from instructkit.evaluate.generate import GenerationOptions, generate
@@ -123,8 +119,8 @@ def load_eval_rows(
     task_metrics: dict[str, list[str]] = {}
     origin: dict[str, str] = {}
     for dataset in datasets:
-        manifest = read_manifest(dataset)
-        dataset_rows = _split_rows(dataset, split, manifest)
+        manifest = load_manifest(dataset)
+        dataset_rows = _split_rows(dataset, split, manifest.data)
         for task in dict.fromkeys(row["task"] for row in dataset_rows):
             if task in origin:
                 raise EvaluateError(
@@ -132,7 +128,7 @@ def load_eval_rows(
                     f"pass each task's dataset once."
                 )
             origin[task] = str(dataset)
-            task_metrics[task] = manifest_metrics(manifest, task)
+            task_metrics[task] = manifest.metrics_for(task) or [DEFAULT_METRIC]
         rows.extend(dataset_rows)
     return limit_rows(rows, max_rows, sample_seed), task_metrics
 
@@ -156,32 +152,6 @@ def _split_rows(
             }
         )
     return rows
-
-
-def manifest_metrics(manifest: dict[str, Any], task: str) -> list[str]:
-    """A task's metrics from a render manifest (``task`` + ``metrics``) or a mix's.
-
-    A mix manifest maps task names to metric lists (``metrics: {task: [...]}``) and also lists
-    per-task records (``tasks: [{name, metrics}, ...]``); either is accepted.
-    """
-    metrics = manifest.get("metrics")
-    if isinstance(metrics, dict):
-        metrics = metrics.get(task)
-    elif manifest.get("task") not in (None, task):
-        metrics = None
-    if not metrics:
-        metrics = _task_record(manifest.get("tasks"), task).get("metrics")
-    return list(metrics) if metrics else [DEFAULT_METRIC]
-
-
-def _task_record(tasks: Any, task: str) -> dict[str, Any]:
-    if isinstance(tasks, dict):
-        record = tasks.get(task)
-        return record if isinstance(record, dict) else {}
-    for record in tasks or []:
-        if isinstance(record, dict) and record.get("name") == task:
-            return record
-    return {}
 
 
 def limit_rows(

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
+from instructkit.artifacts.manifest import Manifest, load_manifest, manifest_fingerprint
 from instructkit.errors import MixError
 from instructkit.mix.hygiene import (
     ContaminationReport,
@@ -120,23 +121,23 @@ def _read_input(task: TaskSpec) -> TaskInput:
             f"'{task.path}' has no train split (it has {', '.join(splits) or 'none'}): "
             f"mix needs train rows."
         )
-    manifest = artifact.read_manifest(task.path)
+    manifest = load_manifest(task.path)
     train = artifact.open_split(task.path, "train")
     artifact.require_columns(train, artifact.SCHEMA.names, f"'{task.path}' train split")
     evaluation = {s: artifact.open_split(task.path, s) for s in EVAL_SPLITS if s in splits}
     return TaskInput(
         spec=task,
         name=task.name or _task_name(task.path, manifest, train),
-        manifest=manifest,
-        fingerprint=artifact.manifest_fingerprint(task.path),
+        manifest=manifest.data,
+        fingerprint=manifest_fingerprint(task.path),
         train=train,
         evaluation=evaluation,
     )
 
 
-def _task_name(path: str, manifest: dict[str, Any], train: pa.Table) -> str:
-    if isinstance(manifest.get("task"), str):
-        return str(manifest["task"])
+def _task_name(path: str, manifest: Manifest, train: pa.Table) -> str:
+    if manifest.task is not None:
+        return manifest.task
     values = pc.unique(train["task"]).to_pylist()
     if len(values) == 1 and values[0]:
         return str(values[0])
@@ -195,7 +196,7 @@ def _contamination(spec: MixSpec, inputs: list[TaskInput], quiet: bool) -> Conta
 def _extra_eval_sets(paths: Sequence[str]) -> list[tuple[str, pa.Table]]:
     sets = []
     for path in paths:
-        label = str(artifact.read_manifest(path).get("task") or Path(path).name)
+        label = str(load_manifest(path).data.get("task") or Path(path).name)
         for split in artifact.list_splits(path):
             if split != "train":
                 table = artifact.open_split(path, split)

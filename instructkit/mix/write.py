@@ -15,6 +15,7 @@ from instructkit import __version__
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.inspect import write_composition_chart
+from instructkit.artifacts.manifest import write_manifest
 from instructkit.mix.plan import MixResult, TaskInput
 from instructkit.mix.quotas import TaskDraw, schedule_chunks
 from instructkit.progress import progress_bar
@@ -96,7 +97,7 @@ def write_mixture(
         artifact.write_dataset_dict(tmp, split_infos)
         result.splits = {name: info.num_rows for name, info in split_infos.items()}
         result.manifest = build_manifest(result, inputs, split_infos, names, command)
-        artifact.write_manifest(tmp, result.manifest)
+        write_manifest(tmp, result.manifest)
         # the composition is easier seen than read: a chart beside the manifest, always
         write_composition_chart({"manifest": result.manifest}, tmp / COMPOSITION_CHART)
     result.out = out

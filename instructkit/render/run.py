@@ -30,8 +30,8 @@ from instructkit.artifacts.dataset import (
     check_output_path,
     rows_per_shard,
     write_dataset_dict,
-    write_manifest,
 )
+from instructkit.artifacts.manifest import write_manifest
 from instructkit.errors import (
     OptionsError,
     RenderError,

@@ -23,11 +23,11 @@ from instructkit.artifacts.dataset import (
     REQUIRED_COLUMNS,
     check_output_path,
     list_splits,
-    manifest_fingerprint,
     open_split,
     require_columns,
     why_unwritable,
 )
+from instructkit.artifacts.manifest import manifest_fingerprint
 from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME, write_log
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
 from instructkit.train.base import (

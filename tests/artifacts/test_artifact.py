@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.manifest import write_manifest
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError
 
 
@@ -29,7 +30,7 @@ def write(out, splits, rows_per_shard=None):
         for name, table in splits.items():
             artifact.write_split(tmp, name, [table], rows_per_shard=rows_per_shard)
         artifact.write_dataset_dict(tmp, list(splits))
-        artifact.write_manifest(tmp, {"kind": "test"})
+        write_manifest(tmp, {"kind": "test"})
     return out
 
 

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from instructkit import tiny
 from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.manifest import write_manifest
 
 NAMES = ["Amanda", "Jerry", "Tom", "Anna", "Bob", "Maria", "Lucy", "Peter"]
 PLACES = ["office", "party", "dinner", "meeting"]
@@ -54,7 +55,7 @@ def write_dataset(path: Path, splits: dict[str, list[dict]], manifest: dict) -> 
         table = pa.Table.from_pylist(rows, schema=artifact.SCHEMA)
         artifact.write_split(path, split, [table])
     artifact.write_dataset_dict(path, list(splits))
-    artifact.write_manifest(path, manifest)
+    write_manifest(path, manifest)
     return path
 
 

@@ -231,17 +231,19 @@ def test_sample_seed_without_max_rows_is_a_usage_error(runner, work, tmp_path):
 
 
 def test_manifest_metrics_reads_render_and_mix_manifests():
-    from instructkit.evaluate.run import manifest_metrics
+    from instructkit.artifacts.manifest import Manifest
 
-    render = {"kind": "render", "task": "samsum", "metrics": ["rouge", "exact_match"]}
-    assert manifest_metrics(render, "samsum") == ["rouge", "exact_match"]
-    assert manifest_metrics(render, "other") == ["rouge"]  # the default
-    mix = {
-        "kind": "mix",
-        "metrics": {"samsum": ["exact_match"], "dialogsum": ["rouge"]},
-        "tasks": [{"name": "samsum", "metrics": ["exact_match"]}],
-    }
-    assert manifest_metrics(mix, "samsum") == ["exact_match"]
-    assert manifest_metrics(mix, "dialogsum") == ["rouge"]
-    records_only = {"kind": "mix", "tasks": [{"name": "t", "metrics": ["exact_match"]}]}
-    assert manifest_metrics(records_only, "t") == ["exact_match"]
+    render = Manifest({"kind": "render", "task": "samsum", "metrics": ["rouge", "exact_match"]})
+    assert render.metrics_for("samsum") == ["rouge", "exact_match"]
+    assert render.metrics_for("other") == []  # evaluate then uses the default, rouge
+    mix = Manifest(
+        {
+            "kind": "mix",
+            "metrics": {"samsum": ["exact_match"], "dialogsum": ["rouge"]},
+            "tasks": [{"name": "samsum", "metrics": ["exact_match"]}],
+        }
+    )
+    assert mix.metrics_for("samsum") == ["exact_match"]
+    assert mix.metrics_for("dialogsum") == ["rouge"]
+    records_only = Manifest({"kind": "mix", "tasks": [{"name": "t", "metrics": ["exact_match"]}]})
+    assert records_only.metrics_for("t") == ["exact_match"]

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from instructkit.cli import cli
 from instructkit.errors import MixError
 from instructkit.mix.quotas import largest_remainder
@@ -37,7 +38,7 @@ def write_rendered(
                 prompts[: len(texts)] = texts
             artifact.write_split(tmp, split, [_rows(task, split, prompts)])
         artifact.write_dataset_dict(tmp, splits)
-        artifact.write_manifest(tmp, {"kind": "render", "task": task, "metrics": list(metrics)})
+        write_manifest(tmp, {"kind": "render", "task": task, "metrics": list(metrics)})
     return out
 
 
@@ -87,7 +88,7 @@ def test_weights_give_exact_quotas_and_every_prefix_within_one_row(tmp_path, two
     counts = Counter(train["task"].to_pylist())
     assert counts == {"alpha": 150, "beta": 50}
     assert_prefixes_within_one(train["task"].to_pylist(), {"alpha": 150, "beta": 50})
-    manifest = artifact.read_manifest(tmp_path / "mix")
+    manifest = read_manifest(tmp_path / "mix")
     assert manifest["kind"] == "mix"
     assert manifest["counts"]["train"] == {"alpha": 150, "beta": 50}
     assert [t["target_share"] for t in manifest["tasks"]] == [0.75, 0.25]
@@ -188,7 +189,7 @@ def test_same_spec_and_seed_give_identical_bytes(tmp_path, two_tasks):
         mix_datasets(spec, tmp_path / name, num_shards=2)
     assert _shard_bytes(tmp_path / "one") == _shard_bytes(tmp_path / "two")
     assert len(_shard_bytes(tmp_path / "one")) == 2
-    one, two = (tmp_path / n / artifact.MANIFEST_NAME for n in ("one", "two"))
+    one, two = (tmp_path / n / MANIFEST_NAME for n in ("one", "two"))
     assert one.read_bytes() == two.read_bytes()
     # the composition chart beside the manifest is part of the output, and as reproducible
     one, two = (tmp_path / n / "composition.png" for n in ("one", "two"))
@@ -207,7 +208,7 @@ def test_epoch_and_seed_change_the_order_not_the_quotas(tmp_path, two_tasks):
         orders[label] = train["example_id"].to_pylist()
         assert Counter(train["task"].to_pylist()) == {"alpha": 80, "beta": 40}
     assert orders["base"] != orders["epoch1"] != orders["seed1"]
-    assert artifact.read_manifest(tmp_path / "epoch1")["epoch"] == 1
+    assert read_manifest(tmp_path / "epoch1")["epoch"] == 1
 
 
 def test_dry_run_writes_nothing(tmp_path, two_tasks):
@@ -342,7 +343,7 @@ def test_cli_mix_writes_and_refuses_to_overwrite(tmp_path, runner, two_tasks):
     assert again.exit_code == 1 and "--overwrite" in again.output
     printed = runner.invoke(cli, [*args, "--overwrite", "--json"])
     assert printed.exit_code == 0
-    manifest = json.loads((out / artifact.MANIFEST_NAME).read_text())
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert json.loads(printed.output) == manifest
     assert manifest["command"]["name"] == "mix"
 
@@ -402,7 +403,7 @@ def test_real_samsum_and_dialogsum_weights_3_to_1(tmp_path, shared_data_dir):
         with artifact.atomic_output_dir(tmp_path / task) as tmp:
             _render_like(shared_data_dir / file, tmp, task, "dialogue", summary)
             artifact.write_dataset_dict(tmp, ["train"])
-            artifact.write_manifest(tmp, {"task": task})
+            write_manifest(tmp, {"task": task})
         paths.append(tmp_path / task)
     spec = spec_for((paths[0], {"weight": 3}), (paths[1], {"weight": 1}), total=20000)
     spec = load_mix_spec({**spec.to_json(), "decontaminate": "off"})

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.manifest import read_manifest
 from instructkit.cli import cli
 from instructkit.errors import InstructkitError
 from instructkit.render import run as render
@@ -73,11 +74,9 @@ def test_render_dialogsum_layout(dialogsum_dir, tmp_path, runner):
     assert test_row["references"] == [f"Summary {k} of talk 0." for k in (1, 2, 3)]
     assert test_row["completion"] == test_row["references"][0]
     assert set(loaded["test"]["template_id"]) <= {
-        tid
-        for tid, t in artifact.read_manifest(out)["templates"].items()
-        if t["kind"] == "original"
+        tid for tid, t in read_manifest(out)["templates"].items() if t["kind"] == "original"
     }
-    manifest = artifact.read_manifest(out)
+    manifest = read_manifest(out)
     assert manifest["kind"] == "render" and manifest["task"] == "dialogsum"
     assert manifest["metrics"] == ["rouge"]
     assert manifest["inputs"][0]["sha256"]

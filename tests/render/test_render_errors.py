@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.manifest import read_manifest
 from instructkit.cli import cli
 from instructkit.render.run import render_dataset
 from instructkit.render.sources import from_hub
@@ -232,7 +232,7 @@ def test_empty_prompts_are_counted_and_warned(runner, tmp_path):
     result = runner.invoke(cli, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Warning: 6 prompt(s) rendered empty (train/t 6)" in result.output
-    assert artifact.read_manifest(out)["empty_prompts"] == {"train": {"t": 6}}
+    assert read_manifest(out)["empty_prompts"] == {"train": {"t": 6}}
     failed = runner.invoke(cli, [*args, "--out", str(tmp_path / "f"), "--on-empty", "fail"])
     assert "'t/t' rendered an empty prompt for row train[0]" in one_line_error(failed)
     assert_nothing_written(tmp_path / "f")
@@ -244,7 +244,7 @@ def test_no_warning_without_empty_prompts(runner, tmp_path):
     args = ["render", str(data), "--templates", str(pack), "--out", str(tmp_path / "o"), "-q"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0 and "Warning" not in result.output
-    assert artifact.read_manifest(tmp_path / "o")["empty_prompts"] == {"train": {}}
+    assert read_manifest(tmp_path / "o")["empty_prompts"] == {"train": {}}
 
 
 # ---------------------------------------------------------------- 8 and 9. hints
