@@ -80,14 +80,16 @@ def mix_datasets(
 
 def load_token_counter(name: str) -> TokenCounter:
     """Count tokens with a Hugging Face tokenizer (a hub name or a local directory)."""
+    from instructkit.modeling import auto_tokenizer
+
     try:
-        from transformers import AutoTokenizer
+        import transformers  # noqa: F401
     except ImportError as ex:  # token shares are optional: data building works without torch
         raise MixError(
             "Counting tokens needs transformers: pip install 'instructkit[train]'."
         ) from ex
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        tokenizer = auto_tokenizer(name)
     except (OSError, ValueError) as ex:
         raise MixError(
             f"Tokenizer '{name}' could not be loaded: give a local path or hub id."

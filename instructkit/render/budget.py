@@ -70,10 +70,10 @@ class TokenBudget:
 
 def load_tokenizer(name_or_path: str) -> Any:
     """A fast tokenizer from a local directory or a hub id (offline needs it cached)."""
-    from transformers import AutoTokenizer
+    from instructkit.modeling import auto_tokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return auto_tokenizer(name_or_path)
     except (OSError, ValueError) as ex:
         raise RenderError(
             f"Cannot load tokenizer '{name_or_path}': pass a local tokenizer directory or a "
