@@ -218,3 +218,29 @@ def need_data(path: Path, what: str) -> bool:
         return True
     print(f"SKIP: {what} not found at {path} (set --data or INSTRUCTKIT_SHARED_DATA)")
     return False
+
+
+def write_dialogsum_replica(source_dir: Path, copies: int, out_dir: Path) -> int:
+    """DialogSum train repeated ``copies`` times (fnames made unique) as the preset's file layout.
+
+    Written with the standard library only; returns the number of dialogues.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "dialogsum.train.jsonl"
+    stamp = out_dir / f".copies-{copies}"
+    lines = (source_dir / "dialogsum.train.jsonl").read_text(encoding="utf-8").splitlines()
+    if stamp.exists() and target.exists():
+        return len(lines) * copies
+    with open(target, "w", encoding="utf-8") as out:
+        for copy in range(copies):
+            for line in lines:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if copy:
+                    row["fname"] = f"{row['fname']}#{copy}"
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for old in out_dir.glob(".copies-*"):
+        old.unlink()
+    stamp.touch()
+    return len(lines) * copies
