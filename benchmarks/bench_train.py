@@ -249,7 +249,10 @@ def trl_child(config: dict[str, Any], probe_path: str) -> None:
         "fp16": precision == "fp16",
     }
     for key, value in config["extra"].items():
-        kwargs[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+        try:
+            kwargs[key] = json.loads(value)  # numbers, true/false, lists, objects
+        except json.JSONDecodeError:
+            kwargs[key] = value
     peft_config = None
     if config["mode"] == "lora":
         from peft import LoraConfig
