@@ -4,8 +4,8 @@
 .venv/bin/python benchmarks/run.py --quick   # smaller sizes, same figures
 .venv/bin/python benchmarks/run.py --only train,generate,render_process --json-dir build/bench
 
-The whole-process benchmarks (bench_train, bench_generate, bench_render_process) drive the CLI
-in fresh processes; --json-dir makes each of them write NAME.json there.
+The whole-process benchmarks (bench_train, bench_generate, bench_render_process, bench_mix_tasks)
+drive the CLI in fresh processes; --json-dir makes each of them write NAME.json there.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ FULL = {
     "bench_render_process.py": [],
     "bench_generate.py": [],
     "bench_train.py": [],
+    "bench_mix_tasks.py": [],
 }
 QUICK = {
     "bench_render.py": ["--sizes", "20000,200000"],
@@ -32,8 +33,11 @@ QUICK = {
     "bench_render_process.py": ["--quick"],
     "bench_generate.py": ["--quick"],
     "bench_train.py": ["--quick"],
+    "bench_mix_tasks.py": ["--quick"],
 }
-WRITES_JSON = {"bench_render_process.py", "bench_generate.py", "bench_train.py"}
+WRITES_JSON = {
+    "bench_render_process.py", "bench_generate.py", "bench_train.py", "bench_mix_tasks.py"
+}  # fmt: skip
 
 
 def main() -> int:
