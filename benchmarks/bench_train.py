@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -161,6 +162,8 @@ def run_instructkit(
     for key, value in opts.items():
         cli += ["-o", f"{key}={value}"]
     probe = out.parent / f"{out.name}.probe.json"
+    if args.ik_before:  # e.g. clear a tokenization cache, for a cold start every time
+        subprocess.run(args.ik_before, shell=True, check=True)
     result = run_child(
         probed_instructkit_cmd(probe, *cli), probe_out=probe, echo=args.verbose
     ).check()
@@ -339,6 +342,10 @@ def main() -> int:
         help="extra SFTConfig field for every TRL run (JSON values)",
     )  # fmt: skip
     parser.add_argument("--trl-cold", action="store_true", help="clear datasets caches per TRL run")
+    parser.add_argument(
+        "--ik-before", metavar="SHELL_CMD",
+        help="run before every instructkit run, e.g. 'rm -rf ~/.cache/instructkit/tokenized'",
+    )  # fmt: skip
     parser.add_argument(
         "--scale-rows", default="", help="also time startup + peak RSS of instructkit at these rows"
     )

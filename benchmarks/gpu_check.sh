@@ -6,7 +6,7 @@
 # What it does, each step under a share of GPU_CHECK_BUDGET_S (default 540 s, one device call):
 #   1. environment: nvidia-smi, python/torch/transformers/trl/peft/datasets versions, CUDA;
 #      installs carried wheels from .whl/ (see benchmarks/README.md: "GPU check") into /tmp/site;
-#   2. pytest --gpu -m gpu (the GPU tests, tests/test_trainer_contract.py), junit XML;
+#   2. pytest --gpu -m gpu on the files that hold GPU tests (tests/test_trainer_contract.py), junit XML;
 #   3. bench_train on a tiny llama (hidden 512, 8 layers) in bf16: instructkit vs TRL, full and
 #      LoRA, with and without TRL packing (BENCH_TRAIN_ARGS adds options, e.g. --ik-variant);
 #   4. bench_train on a real model in bf16 when MODEL_DIR (default: $INSTRUCTKIT_REAL_MODEL,
@@ -96,8 +96,11 @@ export INSTRUCTKIT_SHARED_DATA=$DATA
 note "data: $DATA"
 
 # 2. GPU tests ------------------------------------------------------------------------------
-step 180 "pytest --gpu -m gpu" "$PY" -m pytest -q -p no:cacheprovider --gpu -m gpu tests \
-  --junitxml="$OUT/pytest-gpu.xml" -rs
+# only the files that hold GPU tests: collecting the others would need every test dependency
+mapfile -t GPU_TESTS < <(grep -l "mark.gpu" tests/*.py)
+note "GPU test files: ${GPU_TESTS[*]:-none}"
+step 180 "pytest --gpu -m gpu" "$PY" -m pytest -q -p no:cacheprovider --gpu -m gpu \
+  "${GPU_TESTS[@]:-tests}" --junitxml="$OUT/pytest-gpu.xml" -rs
 
 # 3. tiny llama, bf16: instructkit vs TRL ----------------------------------------------------
 # shellcheck disable=SC2086
