@@ -293,7 +293,7 @@ def _check_sha(actual: str, expected: str, what: str, spec: PretrainedModel) -> 
 
 
 def _copy_out(folder: Path, out: Path, overwrite: bool, say: Echo) -> Path:
-    from instructkit.artifact import atomic_output_dir
+    from instructkit.artifacts.dataset import atomic_output_dir
 
     with atomic_output_dir(out, overwrite) as tmp:
         for item in sorted(folder.iterdir()):

@@ -250,8 +250,8 @@ def test_string_rows_with_chat_template_on_match_trl_conversational(smollm2_toke
 
 @pytest.mark.slow
 def test_the_trainer_encodes_a_split_as_trl(smollm2_tokenizer):
-    from instructkit.hf_training import encode_split, make_collator
-    from instructkit.trainers import TrainerOptions
+    from instructkit.train.base import TrainerOptions
+    from instructkit.train.hf import encode_split, make_collator
 
     prompts, completions = zip(*CONVERSATIONAL_ROWS, strict=True)
     table = pa.Table.from_pylist(
@@ -287,11 +287,11 @@ PLAIN_CHAT = (
 
 
 def test_conversational_training_is_recorded_and_evaluated_through_the_template(tmp_path):
-    from instructkit.evaluate import evaluate_model
-    from instructkit.generate import GenerationOptions
+    from instructkit.evaluate.generate import GenerationOptions
+    from instructkit.evaluate.run import evaluate_model
     from instructkit.modeling import load_tokenizer
     from instructkit.testing import make_tiny_dataset
-    from instructkit.training_run import run_training
+    from instructkit.train.run import run_training
 
     model = make_tiny_model(tmp_path / "m", "gpt2")
     tokenizer = load_tokenizer(str(model))
@@ -320,7 +320,7 @@ def test_evaluate_predicts_what_apply_chat_template_and_generate_give(smollm2_di
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from instructkit.generate import GenerationOptions, generate
+    from instructkit.evaluate.generate import GenerationOptions, generate
     from instructkit.modeling import load_base_model, load_for_inference, load_tokenizer
 
     torch.manual_seed(0)
