@@ -23,8 +23,8 @@ from pathlib import Path
 
 CHILD = r"""
 import json, sys, time
-from instructkit import evaluate
-from instructkit.artifact import open_split
+from instructkit.evaluate import run as evaluate
+from instructkit.artifacts.dataset import open_split
 mode, path, max_rows, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 seed = None if seed == "none" else int(seed)
 started = time.perf_counter()
@@ -50,7 +50,8 @@ print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "ids": ids}))
 def write_split(path: Path, rows: int) -> None:
     import pyarrow as pa
 
-    from instructkit import artifact
+    from instructkit.artifacts import dataset as artifact
+    from instructkit.artifacts.manifest import write_manifest
 
     line = "#Person{}#: line {} of a long enough dialogue."
     filler = " ".join(line.format(i % 2 + 1, i) for i in range(20))
@@ -76,7 +77,7 @@ def write_split(path: Path, rows: int) -> None:
     path.mkdir(parents=True)
     artifact.write_split(path, "test", batches())
     artifact.write_dataset_dict(path, ["test"])
-    artifact.write_manifest(path, {"tasks": {"a": {}, "b": {}}})
+    write_manifest(path, {"tasks": {"a": {}, "b": {}}})
 
 
 def measure(mode: str, path: Path, max_rows: int, seed: str) -> dict:

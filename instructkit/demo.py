@@ -24,13 +24,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import atomic_output_dir, open_split
+from instructkit.artifacts.dataset import atomic_output_dir, open_split
 from instructkit.errors import InstructkitError
-from instructkit.predictions_cache import PredictionCache
+from instructkit.evaluate.predictions_cache import PredictionCache
+from instructkit.paths import demo_data_dir
 
 TASK_A = "dialogsum_topic"
 TASK_B = "dialogsum"
-SHIPPED_DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "dialogs"
+SHIPPED_DATA = demo_data_dir()
 
 
 @dataclass
@@ -163,17 +164,16 @@ class _StepTimer:
 
 
 def _render(data: Path, pack: str, template: str, out: Path, recipe: DemoRecipe) -> Path:
-    from instructkit.render import render_dataset
+    from instructkit.render.run import RenderOptions, render_dataset
 
-    render_dataset(
-        pack, out, data_dir=str(data), template_ids=[template], seed=recipe.seed, quiet=True
-    )
+    options = RenderOptions(data_dir=str(data), template_ids=[template], seed=recipe.seed)
+    render_dataset(pack, out, options)
     return out
 
 
 def _mix(task_a: Path, task_b: Path, out: Path, recipe: DemoRecipe) -> Path:
-    from instructkit.mix import mix_datasets
-    from instructkit.mixspec import load_mix_spec
+    from instructkit.mix.run import mix_datasets
+    from instructkit.mix.spec import load_mix_spec
 
     size_b = open_split(task_b, "train").num_rows
     spec = load_mix_spec(
@@ -214,7 +214,7 @@ def _train(
     dataset: Path, backend: str, model: str, out: Path, steps: int, lr: float,
     recipe: DemoRecipe, extra: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
-    from instructkit.training_run import run_training
+    from instructkit.train.run import run_training
 
     options = {
         "max_steps": steps,
@@ -237,8 +237,8 @@ def _report(
     models: dict[str, str], datasets: list[Path], out: Path, recipe: DemoRecipe, quiet: bool,
     cache: PredictionCache,
 ) -> Any:  # fmt: skip
-    from instructkit.forgetting import compare_models
-    from instructkit.probes import ProbeOptions
+    from instructkit.evaluate.forgetting import compare_models
+    from instructkit.evaluate.probes import ProbeOptions
 
     return compare_models(
         models, datasets, "test", out, **_eval_options(recipe), quiet=quiet, cache=cache,
@@ -247,8 +247,8 @@ def _report(
 
 
 def _eval_options(recipe: DemoRecipe) -> dict[str, Any]:
-    from instructkit.evaluate import ScoringOptions
-    from instructkit.generate import GenerationOptions
+    from instructkit.evaluate.generate import GenerationOptions
+    from instructkit.evaluate.run import ScoringOptions
 
     return {
         "generation": GenerationOptions(max_new_tokens=recipe.max_new_tokens, batch_size=32),
@@ -261,7 +261,7 @@ def _curve(
     runs: dict[str, str], datasets: list[Path], out: Path, recipe: DemoRecipe, quiet: bool,
     cache: PredictionCache,
 ) -> Any:  # fmt: skip
-    from instructkit.curves import score_curves
+    from instructkit.evaluate.curves import score_curves
 
     return score_curves(
         runs, datasets, "test", out, **_eval_options(recipe), quiet=quiet, cache=cache
