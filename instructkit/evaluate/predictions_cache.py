@@ -136,11 +136,14 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def prompts_digest(prompts: Sequence[str]) -> str:
+def prompts_digest(prompts: Sequence[Any]) -> str:
+    """A digest of the prompts in order: strings, or conversational message lists."""
     digest = hashlib.sha256()
     for prompt in prompts:
-        encoded = prompt.encode("utf-8")
-        digest.update(len(encoded).to_bytes(8, "little") + encoded)
+        text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+        kind = b"s" if isinstance(prompt, str) else b"j"  # a string never equals a message list
+        encoded = text.encode("utf-8")
+        digest.update(kind + len(encoded).to_bytes(8, "little") + encoded)
     return digest.hexdigest()
 
 
@@ -178,7 +181,7 @@ class PredictionCache:
         self,
         model: str,
         adapter: str | None,
-        prompts: Sequence[str],
+        prompts: Sequence[Any],
         generation: dict[str, Any],
         device: str,
     ) -> str | None:
@@ -205,7 +208,7 @@ class PredictionCache:
         self,
         model: str,
         adapter: str | None,
-        prompts: Sequence[str],
+        prompts: Sequence[Any],
         generation: dict[str, Any],
         device: str,
     ) -> CacheLookup:

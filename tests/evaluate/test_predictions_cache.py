@@ -140,3 +140,12 @@ def test_loss_probe_of_one_model_without_generating_again(runner, work, tmp_path
     assert list(probe["probes"]) == ["summary", "plain text"]
     assert probe["probes"]["plain text"]["rows"] == 25
     assert "loss probe plain text:" in result.output
+
+
+def test_conversational_prompts_have_their_own_key():
+    from instructkit.evaluate.predictions_cache import prompts_digest
+
+    messages = [{"role": "user", "content": "hi"}]
+    assert prompts_digest([messages]) == prompts_digest([[dict(m) for m in messages]])
+    assert prompts_digest([messages]) != prompts_digest(['[{"content": "hi", "role": "user"}]'])
+    assert prompts_digest(["a", "b"]) != prompts_digest(["ab"])
