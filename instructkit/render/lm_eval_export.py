@@ -10,8 +10,10 @@ plain Jinja environment, so the block text is rewritten to render the same there
 exported phrasing is checked by rendering the exported rows both ways: an export never drifts
 from the pack silently.
 
-Harness prompts are the template text as is: ``instructkit train``'s causal convention (a
-newline after a prompt that does not end in whitespace) is not applied inside the harness.
+Inside the harness, prompting is the harness's: the template text as is (as ``instructkit
+train`` feeds string rows to a causal model), no chat template unless the harness is asked for
+one, and generation stops at a blank line or eos. Scores can differ from ``instructkit
+evaluate``'s for that reason (bos handling, stop sequences, the tokenizer's chat template).
 """
 
 from __future__ import annotations
