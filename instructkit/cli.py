@@ -8,14 +8,18 @@ evaluate, ...) are added by built-in plugins through ``register_commands``, like
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from instructkit import __version__
-from instructkit.errors import InstructkitError
+from instructkit.errors import InstructkitError, Terminated
 from instructkit.plugins import list_plugins, load_plugins, pm
 
 # render, mix, inspect and score work without these; train, evaluate and demo need them
@@ -31,7 +35,8 @@ class InstructkitGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except InstructkitError as ex:
             if debug_enabled():
                 raise
@@ -49,11 +54,38 @@ class InstructkitGroup(click.Group):
             if debug_enabled():
                 raise
             raise click.ClickException(describe_os_error(ex)) from ex
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as ex:
             if debug_enabled():
                 raise
+            if isinstance(ex, Terminated):
+                click.echo("Terminated: nothing was written.", err=True)
+                ctx.exit(128 + signal.SIGTERM)
             click.echo("Interrupted: nothing was written.", err=True)
             ctx.exit(130)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` (a KeyboardInterrupt) in this process, so every
+    cleanup that Ctrl-C gets (temp folders, worker pools, kept checkpoints) runs for it too.
+    Forked workers that inherit the handler die the default way instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def describe_os_error(ex: OSError | UnicodeError) -> str:

@@ -77,7 +77,7 @@ def run_demo(
         raise InstructkitError(
             f"No DialogSum-layout data in '{data}' (dialogsum.train.jsonl): pass --data-dir."
         )
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "demo", [data, model]) as tmp:
         report = _run_steps(tmp, data, model, recipe, quiet, echo, final=Path(out))
     report.out = Path(out)
     return report

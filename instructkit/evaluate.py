@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import atomic_output_dir, open_split, read_manifest, require_columns
+from instructkit.artifact import (
+    atomic_output_dir,
+    check_output_path,
+    open_split,
+    read_manifest,
+    require_columns,
+)
 from instructkit.errors import EvaluateError, ModelError, OptionsError
 from instructkit.generate import GenerationOptions, generate
 from instructkit.metrics import (
@@ -36,6 +42,7 @@ from instructkit.metrics import (
     score_pairs,
 )
 from instructkit.progress import progress_bar
+from instructkit.resources import check_num_proc
 
 PREDICTIONS_NAME = "predictions.jsonl"
 METRICS_NAME = "metrics.json"
@@ -60,8 +67,7 @@ class ScoringOptions:
                 f"Unknown multi-reference mode '{self.multi_ref}': use "
                 f"{', '.join(MULTI_REF_MODES)}."
             )
-        if self.num_proc < 1:
-            raise OptionsError(f"num_proc must be at least 1, got {self.num_proc}.")
+        check_num_proc(self.num_proc)
         for name in self.metrics or ():
             get_metric(name)  # fail before generating, not after
 
@@ -285,13 +291,14 @@ def evaluate_model(
     """Generate predictions for a split, score them, write predictions.jsonl and metrics.json."""
     generation = generation or GenerationOptions()
     scoring = scoring or ScoringOptions()
+    check_output_path(Path(out), overwrite, "evaluate", [*datasets, model, adapter])
     rows, task_metrics = load_eval_rows(datasets, split, max_rows, sample_seed)
     if not rows:
         raise EvaluateError(f"Split '{split}' has no rows in {', '.join(map(str, datasets))}.")
     if not scoring.metrics:
         for name in dict.fromkeys(m for names in task_metrics.values() for m in names):
             get_metric(name)  # a pack naming an unknown metric fails before generation
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "evaluate") as tmp:
         model_info = predict_rows(model, adapter, rows, generation, quiet)
         report = score_rows(rows, task_metrics, scoring)[scoring.multi_ref]
         write_predictions(tmp / PREDICTIONS_NAME, rows)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import atomic_output_dir
+from instructkit.artifact import atomic_output_dir, check_output_path
 from instructkit.errors import OptionsError
 from instructkit.evaluate import EvaluationResult, ScoringOptions, evaluate_model, load_eval_rows
 from instructkit.generate import GenerationOptions
@@ -158,9 +158,11 @@ def compare_models(
         raise OptionsError("Compare at least two models, e.g. base=MODEL tuned=MODEL_OR_ADAPTER.")
     for name in models:
         check_model_name(name)
+    inputs = [*datasets, *models.values()]
+    check_output_path(Path(out), overwrite, "compare", inputs)
     # read the data once up front: a missing split fails before any model is loaded
     load_eval_rows(datasets, split, max_rows, sample_seed)
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "compare") as tmp:
         results = {
             name: evaluate_model(
                 path,

@@ -22,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from instructkit.artifact import atomic_output_dir
 from instructkit.errors import TemplateError
+from instructkit.output_guard import IMPORTED_PACK_MARK
 from instructkit.templates import CompiledTemplate, TemplateSpec, read_utf8, yaml_error
 
 TEXT_VAR_LENGTH = 2048
@@ -68,7 +69,7 @@ def import_promptsource(
     data = read_promptsource_yaml(yaml_path)
     out = Path(out_dir)
     task = task or str(data.get("dataset", out.name)).replace("/", "_")
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "pack", [yaml_path]) as tmp:
         _write_pack(data, tmp, task, source)
     return out
 
@@ -95,7 +96,9 @@ def _write_pack(data: dict[str, Any], out: Path, task: str, source: str | None) 
         (out / f"{template_id}.jinja").write_text(body, encoding="utf-8")
     pack = {"task": task, "source": source, "metrics": ["rouge"], "templates": entries}
     (out / "pack.yaml").write_text(
-        yaml.safe_dump(pack, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        f"{IMPORTED_PACK_MARK} from a promptsource file.\n"
+        + yaml.safe_dump(pack, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
     )
 
 

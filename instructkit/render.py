@@ -42,6 +42,7 @@ from instructkit.errors import (
 from instructkit.fastrender import index_array, text_array
 from instructkit.progress import progress_bar
 from instructkit.renderbatch import BatchJob, BatchRenderer, FixedChunks, present, run_batches
+from instructkit.resources import check_num_proc, workers_for
 from instructkit.sources import RawDataset, RawSplit, apply_column_map, get_source, load_generic
 from instructkit.templates import CompiledTemplate, Pack, compile_pack, find_pack, load_pack
 
@@ -85,6 +86,7 @@ class RenderOptions:
             raise OptionsError("Token budgets need a tokenizer: add --tokenizer NAME_OR_PATH.")
         if self.num_proc < 1 or self.batch_size < 1:
             raise OptionsError("--num-proc and the batch size must be at least 1.")
+        check_num_proc(self.num_proc)
         if self.split_ratios is not None:
             check_ratios(list(self.split_ratios))
 
@@ -163,14 +165,14 @@ def render_dataset(source: str, out: str | Path, **options: Any) -> RenderResult
     """Render ``source`` through a template pack into the dataset directory ``out``."""
     opts = RenderOptions(**options)
     started = time.perf_counter()
-    check_output_path(Path(out), opts.overwrite)  # before reading any input
+    check_output_path(Path(out), opts.overwrite, "render", render_inputs(source, opts))
     raw, pack = resolve(source, opts)
     compiled = select_templates(compile_pack(pack), opts.template_ids, pack)
     plans = plan_splits(raw, pack, compiled, opts)
     budget = load_budget(opts)
     total = sum(p.kept_rows for p in plans)
     with (
-        atomic_output_dir(out, opts.overwrite) as tmp,
+        atomic_output_dir(out, opts.overwrite, "render") as tmp,
         progress_bar(total, f"render {pack.task}", opts.quiet, unit="examples") as bar,
     ):
         reports = [write_split_rows(tmp, plan, pack, budget, opts, bar) for plan in plans]
@@ -178,6 +180,18 @@ def render_dataset(source: str, out: str | Path, **options: Any) -> RenderResult
         manifest = build_manifest(source, raw, pack, compiled, reports, opts)
         write_manifest(tmp, manifest)
     return RenderResult(Path(out), pack.task, reports, time.perf_counter() - started, manifest)
+
+
+def render_inputs(source: str, opts: RenderOptions) -> list[str | None]:
+    """Local paths render reads (an output must not overlap them); names that are not paths
+    are skipped by the check."""
+    return [
+        source,
+        opts.data_dir,
+        opts.templates,
+        opts.tokenizer,
+        *(opts.data_files or {}).values(),
+    ]
 
 
 def resolve(source: str, opts: RenderOptions) -> tuple[RawDataset, Pack]:
@@ -401,7 +415,9 @@ def write_split_rows(
     report = SplitReport(plan.name, [t.template_id for t in plan.templates], writer.info)
     report.skipped.update(plan.skipped)
     chunks = FixedChunks(writer.write)
-    results = run_batches(renderer, iter_jobs(plan, plan.templates, opts), opts.num_proc)
+    batches = sum(-(-len(mask) // opts.batch_size) for _, mask, _ in plan.members)
+    num_proc = workers_for(opts.num_proc, batches)
+    results = run_batches(renderer, iter_jobs(plan, plan.templates, opts), num_proc)
     with contextlib.closing(results):  # an error or Ctrl-C here stops the workers at once
         for result in results:
             chunks.add(result.table)

@@ -285,6 +285,7 @@ def _ignore_sigint() -> None:
     # Ctrl-C goes to the whole process group: only the parent handles it (it stops the pool).
     # A worker interrupted inside a queue operation would leave the parent waiting forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler is not ours
 
 
 def run_batches(

@@ -85,6 +85,7 @@ def run_training(
         options if isinstance(options, TrainerOptions) else build_options(trainer_cls, options)
     )
     dataset_dir = Path(dataset)
+    check_output_path(Path(out), overwrite, "train", [dataset_dir, model])
     tasks = check_train_input(dataset_dir, resolved)
     base_model = resolve_model(model)
     run = prepare_run(dataset_dir, backend, base_model, Path(out), resolved, overwrite, resume)
@@ -172,7 +173,7 @@ def prepare_run(
     resume: bool,
 ) -> TrainRun:
     """Check ``out`` and the checkpoint directory, and lay out a fresh staging directory."""
-    check_output_path(out, overwrite)
+    check_output_path(out, overwrite, "train", [dataset_dir, base_model])
     work = checkpoint_dir_for(out)
     state = _run_state(dataset_dir, backend, base_model, options)
     if resume:

@@ -307,32 +307,31 @@ def test_inspect_chart_into_the_dataset_is_refused(runner, rendered):
 # ---------------------------------------------------------------- concurrent runs
 
 
-class _Appear:
+def _appear_plugin(out: Path):
     """A Jinja filter plugin that, on its first use, makes another run's output appear."""
+    from instructkit import hookimpl
 
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.__name__ = "appear"
+    class Appear:
+        __name__ = "appear"
 
-    def prepare_jinja2_environment(self, env):
-        out = self.out
+        @hookimpl
+        def prepare_jinja2_environment(self, env):
+            def appear(value):
+                if not out.exists():
+                    out.mkdir()
+                    (out / "other-run.txt").write_text("theirs")
+                return value
 
-        def appear(value):
-            if not out.exists():
-                out.mkdir()
-                (out / "other-run.txt").write_text("theirs")
-            return value
+            env.filters["appear"] = appear
 
-        env.filters["appear"] = appear
+    return Appear()
 
 
 def test_an_output_that_appears_during_the_run_is_not_replaced(runner, tmp_path, src):
-    from instructkit import hookimpl
     from instructkit.plugins import pm
 
     out = tmp_path / "race"
-    plugin = _Appear(out)
-    plugin.prepare_jinja2_environment = hookimpl(plugin.prepare_jinja2_environment)
+    plugin = _appear_plugin(out)
     pack = tmp_path / "pack"
     pack.mkdir()
     (pack / "pack.yaml").write_text("task: t\ntemplates:\n  a: {kind: original}\n")

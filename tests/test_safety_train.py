@@ -159,7 +159,9 @@ def test_resume_skips_a_half_written_checkpoint(tiny, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
-    complete = max(int(p.parent.name.split("-")[1]) for p in checkpoints.glob("*/trainer_state.json"))
+    complete = max(
+        int(p.parent.name.split("-")[1]) for p in checkpoints.glob("*/trainer_state.json")
+    )
     half = checkpoints / f"checkpoint-{complete + 100}"
     shutil.copytree(checkpoints / f"checkpoint-{complete}", half)
     (half / "trainer_state.json").unlink()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from instructkit.hookspecs import hookimpl
@@ -85,14 +88,18 @@ def register_commands(cli: click.Group) -> None:
             instructkit tiny-model build/tiny-t5 --corpus build/summary
             instructkit tiny-model build/tiny-llama --arch llama --hidden-size 64
         """
-        from instructkit.artifact import atomic_output_dir
+        from instructkit.artifact import atomic_output_dir, check_output_path
         from instructkit.demo import corpus_of
+        from instructkit.output_guard import MODEL_RECORD
         from instructkit.tiny import save_tiny_model
 
+        check_output_path(Path(out), overwrite, "tiny-model", corpora)
         texts = corpus_of(corpora) if corpora else None
-        with atomic_output_dir(out, overwrite) as tmp:
+        with atomic_output_dir(out, overwrite, "tiny-model") as tmp:
             save_tiny_model(
                 tmp, arch, texts=texts, seed=seed, vocab_size=vocab_size, size=hidden_size,
                 layers=layers,
             )  # fmt: skip
+            record = {"kind": "tiny-model", "arch": arch, "seed": seed}
+            (tmp / MODEL_RECORD).write_text(json.dumps(record, allow_nan=False) + "\n")
         click.echo(f"Tiny {arch} model written to {out}")

@@ -257,9 +257,11 @@ def register_commands(cli: click.Group) -> None:
         """
         from instructkit.artifact import check_output_file
         from instructkit.evaluate import ScoringOptions, score_file
+        from instructkit.output_guard import check_not_an_input
 
         if out:
             check_output_file(out)
+            check_not_an_input(out, [predictions, *references])
         fields = [f.strip() for f in reference_fields.split(",")] if reference_fields else None
         if fields is not None and not all(fields):
             raise click.BadParameter("give field names separated by commas.",

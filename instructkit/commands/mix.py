@@ -139,9 +139,11 @@ def inspect_command(dataset_dir: str, as_json: bool, chart: str | None) -> None:
     """
     from instructkit.artifact import check_output_file
     from instructkit.inspect import format_inspection, inspect_dataset, write_composition_chart
+    from instructkit.output_guard import check_not_an_input
 
     if chart:
         check_output_file(chart)
+        check_not_an_input(chart, [dataset_dir])
     info = inspect_dataset(dataset_dir)
     click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
     if chart:
