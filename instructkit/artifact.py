@@ -170,7 +170,9 @@ def _feature(arrow_type: pa.DataType) -> dict[str, Any]:
 
 
 def _schema_with_hf_metadata(schema: pa.Schema) -> pa.Schema:
-    info = json.dumps({"info": {"features": features_json(schema)}}, sort_keys=True)
+    info = json.dumps(
+        {"info": {"features": features_json(schema)}}, sort_keys=True, allow_nan=False
+    )
     return schema.with_metadata({"huggingface": info})
 
 
@@ -361,7 +363,9 @@ def write_manifest(dataset_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    path.write_text(
+        json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    )
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

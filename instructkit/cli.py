@@ -145,7 +145,7 @@ def plugins_list(include_builtin: bool, as_json: bool) -> None:
     """
     plugins = list_plugins(include_builtin=include_builtin)
     if as_json:
-        click.echo(json.dumps(plugins, indent=2))
+        click.echo(json.dumps(plugins, indent=2, allow_nan=False))
         return
     if not plugins:
         click.echo("No third-party plugins installed (use --all to include the built-ins).")

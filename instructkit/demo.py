@@ -244,7 +244,9 @@ def _write_recipe(tmp: Path, recipe: DemoRecipe, data: Path, model: str | None) 
     import json
 
     record = {"recipe": asdict(recipe), "data_dir": str(data), "model": model or "tiny (built)"}
-    (tmp / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    (tmp / "demo.json").write_text(
+        json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
 
 
 def _relocate_paths(report: Any, tmp: Path, final: Path) -> None:

@@ -373,11 +373,13 @@ def write_predictions(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             record = {name: row.get(name) for name in PREDICTION_FIELDS}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 # ---------------------------------------------------------------- scoring a predictions file
@@ -431,9 +433,10 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 f"it has {', '.join(record) or 'no fields'}."
             )
         if not isinstance(record["prediction"], str):
+            shown = json.dumps(record["prediction"], allow_nan=True)  # not written: a message
             raise EvaluateError(
                 f"Line {number} of '{path}': 'prediction' must be a string, got "
-                f'{json.dumps(record["prediction"])}; write the text in quotes ("" if empty).'
+                f'{shown}; write the text in quotes ("" if empty).'
             )
         refs = record.get("references", record.get("reference")) or []
         rows.append(

@@ -207,7 +207,9 @@ def build_report(split: str, results: Mapping[str, EvaluationResult]) -> Forgett
 def write_report(report: ForgettingReport, out: Path) -> None:
     """Write report.json, report.md and report.png into ``out``."""
     data = report.to_json()
-    (out / REPORT_JSON).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    (out / REPORT_JSON).write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    )
     (out / REPORT_MARKDOWN).write_text(report.to_markdown(), encoding="utf-8")
     report.write_chart(out / REPORT_CHART)
 

@@ -106,6 +106,14 @@ def load_base_model(name_or_path: str, dtype: Any = None) -> Any:
         return auto.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as ex:
         raise ModelError(f"Could not load model '{name_or_path}': {_first_line(ex)}") from ex
+    except Exception as ex:
+        if "safetensor" not in type(ex).__name__.lower():
+            raise
+        # a truncated or corrupt model.safetensors (an interrupted copy or download)
+        raise ModelError(
+            f"Could not load model '{name_or_path}': its weights are damaged "
+            f"({_first_line(ex)}); copy or download the model again."
+        ) from ex
 
 
 @dataclass

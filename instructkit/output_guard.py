@@ -76,6 +76,12 @@ def _imported_pack(folder: Path) -> bool:
     return text.startswith(IMPORTED_PACK_MARK)
 
 
+def _dataset(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").is_file() and isinstance(
+        _json(folder / "instructkit.json"), dict
+    )
+
+
 IMPORTED_PACK_MARK = "# Imported by 'instructkit templates import'"
 MODEL_RECORD = "instructkit-model.json"
 
@@ -91,6 +97,8 @@ KINDS: dict[str, tuple[str, Recogniser]] = {
     "evaluate": ("an evaluation ('instructkit evaluate')", _evaluation),
     "compare": ("a comparison ('instructkit evaluate --compare')", _comparison),
     "demo": ("a demo output ('instructkit demo')", _record_kind("demo.json")),
+    # any dataset directory with our manifest (library callers that name no kind)
+    "dataset": ("an instructkit dataset", _dataset),
 }
 
 

@@ -363,7 +363,8 @@ def example_ids(table: pa.Table, split: RawSplit) -> pa.Array:
 
 
 def _content_key(row: dict[str, Any]) -> str:
-    text = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
+    # not written, only hashed: a NaN in the data must still give a key
+    text = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

@@ -291,7 +291,7 @@ def write_log(path: Path, log: Iterable[Mapping[str, Any]]) -> None:
     """One JSON object per line, in step order."""
     with open(path, "w") as handle:
         for record in log:
-            handle.write(json.dumps(dict(record), sort_keys=True) + "\n")
+            handle.write(json.dumps(dict(record), sort_keys=True, allow_nan=False) + "\n")
 
 
 def plot_loss(path: Path, log: list[dict[str, Any]], title: str) -> None:
@@ -317,7 +317,7 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_train_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -119,6 +119,10 @@ def test_import_refuses_an_existing_folder_without_overwrite(runner, tmp_path):
     assert f"Output '{out}' already exists: pass --overwrite to replace it." in output
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     args = ["templates", "import", str(source), "--out", str(out), "--overwrite"]
+    output = one_line_error(runner.invoke(cli, args))  # not ours: --overwrite refuses it too
+    assert f"Refusing to replace '{out}' with --overwrite: it holds mine.txt" in output
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "mine.txt").unlink()  # an empty folder may be replaced
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["pack.yaml", "sum_up.jinja"]

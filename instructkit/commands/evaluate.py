@@ -277,8 +277,10 @@ def register_commands(cli: click.Group) -> None:
         }
         if out:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            Path(out).write_text(
+                json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+            )
         if as_json:
-            click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+            click.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
         else:
             click.echo(format_scores(reports, with_mode=len(reports) > 1))

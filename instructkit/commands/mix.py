@@ -108,7 +108,11 @@ def mix_command(spec_file: str | None, out: str | None, tasks: list, **options: 
     command = {k: v for k, v in params.items() if v not in (None, (), [], False)}
     result = mix_datasets(spec, out, command={"name": "mix", **command}, **run)
     if as_json:
-        click.echo(json.dumps(result.manifest or _plan_json(result), indent=2, sort_keys=True))
+        click.echo(
+            json.dumps(
+                result.manifest or _plan_json(result), indent=2, sort_keys=True, allow_nan=False
+            )
+        )
     else:
         click.echo(format_plan(result))
 
@@ -145,7 +149,11 @@ def inspect_command(dataset_dir: str, as_json: bool, chart: str | None) -> None:
         check_output_file(chart)
         check_not_an_input(chart, [dataset_dir])
     info = inspect_dataset(dataset_dir)
-    click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
+    click.echo(
+        json.dumps(info, indent=2, sort_keys=True, allow_nan=False)
+        if as_json
+        else format_inspection(info)
+    )
     if chart:
         write_composition_chart(info, chart)
         click.echo(f"Chart written to {chart}", err=as_json)
