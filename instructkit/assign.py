@@ -119,7 +119,7 @@ def exact_counts(total: int, ratios: list[float]) -> list[int]:
 
 def check_ratios(ratios: list[float]) -> None:
     """Ratios for train/validation/test: three non-negative numbers summing to 1."""
-    if len(ratios) != len(SPLIT_NAMES) or any(r < 0 for r in ratios):
+    if len(ratios) != len(SPLIT_NAMES) or not all(0 <= r < float("inf") for r in ratios):
         raise RenderError(
             f"--split-ratios needs three non-negative numbers (train,validation,test), "
             f"got {','.join(map(str, ratios))}."

@@ -126,6 +126,7 @@ class SplitReport:
     truncated: Counter = field(default_factory=Counter)
     over_budget: Counter = field(default_factory=Counter)
     empty_prompts: Counter = field(default_factory=Counter)
+    empty_completions: Counter = field(default_factory=Counter)
     prompt_tokens: dict[str, list[np.ndarray]] = field(default_factory=dict)
     completion_tokens: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
@@ -470,6 +471,7 @@ def _merge(report: SplitReport, result) -> None:
     report.truncated.update(result.truncated)
     report.over_budget.update(result.over_budget)
     report.empty_prompts.update(result.empty_prompts)
+    report.empty_completions.update(result.empty_completions)
     for tid, lengths in result.prompt_tokens.items():
         report.prompt_tokens.setdefault(tid, []).append(lengths)
         report.completion_tokens.setdefault(tid, []).append(result.completion_tokens[tid])
@@ -511,6 +513,7 @@ def build_manifest(
         "truncations": {r.name: dict(sorted(r.truncated.items())) for r in reports},
         "over_budget": {r.name: dict(sorted(r.over_budget.items())) for r in reports},
         "empty_prompts": {r.name: dict(sorted(r.empty_prompts.items())) for r in reports},
+        "empty_completions": {r.name: dict(sorted(r.empty_completions.items())) for r in reports},
         "tokenizer": opts.tokenizer,
         "length_stats": {r.name: r.length_stats() for r in reports} if opts.tokenizer else {},
         "splits": {r.name: r.info.to_json() for r in reports},

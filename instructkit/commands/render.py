@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from instructkit.hookspecs import hookimpl
@@ -25,9 +27,12 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str | None) -> li
     if not value:
         return None
     try:
-        return [float(v) for v in value.split(",")]
+        ratios = [float(v) for v in value.split(",")]
     except ValueError as ex:
         raise click.BadParameter(f"'{value}' is not comma-separated numbers.", ctx, param) from ex
+    if not all(math.isfinite(r) for r in ratios):
+        raise click.BadParameter(f"'{value}': every ratio must be a finite number.", ctx, param)
+    return ratios
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -36,9 +41,12 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     number, unit = (value[:-1], value[-1].upper()) if value[-1].upper() in units else (value, "")
     try:
-        return int(float(number) * units.get(unit, 1))
+        size = float(number) * units.get(unit, 1)
     except ValueError as ex:
         raise click.BadParameter(f"'{value}' is not a size like 500M.", ctx, param) from ex
+    if not math.isfinite(size) or size < 1:
+        raise click.BadParameter(f"'{value}' is not a positive size like 500M.", ctx, param)
+    return int(size)
 
 
 source_options = [
