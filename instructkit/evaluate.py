@@ -438,12 +438,13 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 f"Line {number} of '{path}': 'prediction' must be a string, got "
                 f'{shown}; write the text in quotes ("" if empty).'
             )
-        refs = record.get("references", record.get("reference")) or []
+        key = "references" if "references" in record else "reference"
+        refs = record.get(key) or []
         rows.append(
             {
                 "task": record.get("task") or "all",
                 "prediction": record["prediction"],
-                "references": [refs] if isinstance(refs, str) else list(refs),
+                "references": _texts(refs, f"Line {number} of '{path}': '{key}'"),
             }
         )
     return rows
@@ -483,10 +484,21 @@ def _jsonl_references(
             )
         row: list[str] = []
         for name in fields:
-            value = record[name]
-            row.extend([value] if isinstance(value, str) else list(value))
+            row.extend(_texts(record[name], f"Line {number} of '{path}': field '{name}'"))
         rows.append(row)
     return rows
+
+
+def _texts(value: Any, where: str) -> list[str]:
+    """A reference value as a list of strings: a string, or a list of strings, nothing else."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        shown = json.dumps(value, allow_nan=True)[:60]  # not written: a message
+        raise EvaluateError(
+            f"{where} must be a string or a list of strings, got {shown}: write each "
+            f"reference as text in quotes."
+        )
+    return values
 
 
 def is_jsonl(path: str | os.PathLike[str], lines: Sequence[str]) -> bool:
@@ -501,7 +513,14 @@ def _read_lines(path: str | os.PathLike[str], what: str) -> list[str]:
     if not file.is_file():
         raise EvaluateError(f"{what} '{path}' does not exist.")
     # split on "\n" only: str.splitlines also breaks at U+2028 and friends found in real text
-    lines = [line.removesuffix("\r") for line in file.read_text(encoding="utf-8").split("\n")]
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as ex:
+        raise EvaluateError(
+            f"{what} '{path}' is not valid UTF-8 (byte {ex.object[ex.start : ex.start + 1]!r} "
+            f"at offset {ex.start}): re-encode it as UTF-8."
+        ) from ex
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()  # the final newline and trailing blank lines end the file, not a row
     if not any(line.strip() for line in lines):

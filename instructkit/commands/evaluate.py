@@ -99,8 +99,9 @@ def _check_model_spec(value: str) -> None:
     """A --compare value itself must be NAME=PATH (later models may follow as arguments)."""
     name, sep, path = value.partition("=")
     if not (name and sep and path):
+        example = f"{name or 'base'}={path or 'MODEL_DIR'}" if sep else f"base={value}"
         raise click.BadParameter(
-            f"'{value}' is not {_MODEL_SPEC_HELP}: write e.g. --compare base={value}.",
+            f"'{value}' is not {_MODEL_SPEC_HELP}: write e.g. --compare {example}.",
             param_hint="--compare",
         )
 
