@@ -203,7 +203,7 @@ def temp_sibling(target: Path, label: str = "tmp") -> Path:
 
 def remove_stale_temp_dirs(target: Path) -> list[Path]:
     """Remove our temp folders for ``target`` left by runs that are no longer alive."""
-    removed = []
+    removed: list[Path] = []
     try:
         siblings = list(target.parent.glob(f".{glob_escape(target.name)}.*-*"))
     except OSError:

@@ -154,14 +154,14 @@ def load_plugins() -> pluggy.PluginManager:
             pm.check_pending()
             break
         except pluggy.PluginValidationError as ex:
-            name = pm.get_name(ex.plugin) if ex.plugin is not None else None
-            if name not in _entry_point_plugins:
+            culprit = pm.get_name(ex.plugin) if ex.plugin is not None else None
+            if culprit is None or culprit not in _entry_point_plugins:
                 raise PluginError(
                     f"{ex}. Check the hook names against 'instructkit.hookspecs'."
                 ) from ex
-            pm.unregister(name=name)
+            pm.unregister(name=culprit)
             warn(
-                f"plugin '{name}' ({_entry_point_plugins.pop(name)}) was skipped: {ex}. "
+                f"plugin '{culprit}' ({_entry_point_plugins.pop(culprit)}) was skipped: {ex}. "
                 f"Check its hook names against 'instructkit.hookspecs'."
             )
     if os.environ.get("INSTRUCTKIT_TRACE_PLUGINS"):
