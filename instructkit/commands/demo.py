@@ -26,7 +26,11 @@ def register_commands(cli: click.Group) -> None:
     @click.option("--tune-steps", type=click.IntRange(1), help="Steps of each B fine-tuning.")
     @click.option("--eval-rows", type=click.IntRange(1), help="Test rows scored per task.")
     @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace --out if it is a demo output, or empty (nothing else).",
+    )
     @click.option("-q", "--quiet", is_flag=True, help="No step log or progress bars.")
     def demo_command(
         out: str, data_dir: str | None, model: str | None, base_steps: int | None,
@@ -73,7 +77,11 @@ def register_commands(cli: click.Group) -> None:
     @click.option("--hidden-size", type=click.IntRange(16), default=128, show_default=True)
     @click.option("--layers", type=click.IntRange(1), default=2, show_default=True)
     @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace OUT if it is a tiny model written before, or empty (nothing else).",
+    )
     def tiny_model_command(
         out: str, arch: str, corpora: tuple[str, ...], vocab_size: int, hidden_size: int,
         layers: int, seed: int, overwrite: bool,

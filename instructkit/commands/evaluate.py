@@ -168,7 +168,11 @@ def register_commands(cli: click.Group) -> None:
     )
     @click.option("--sample-seed", type=int, help="With --max-rows: a seeded random sample.")
     @_generation_options
-    @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+    @click.option(
+        "--overwrite",
+        is_flag=True,
+        help="Replace --out if it is an evaluation written before, or empty (nothing else).",
+    )
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
     def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
                          compare: tuple[str, ...], split: str, out: str, multi_ref: str,

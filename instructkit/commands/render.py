@@ -121,7 +121,11 @@ def with_source_options(command):
     show_default=True,
     help="Worker processes (output is identical for any value).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if instructkit rendered it before, or it is empty (nothing else).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def render_command(source: str, out: str, quiet: bool, **options) -> None:
     """Render a raw dataset through a template pack into instruction pairs.
@@ -236,7 +240,11 @@ def templates_lint(pack: str, data: str | None, data_dir: str | None) -> None:
 @click.option("--out", "-o", required=True, type=click.Path(), help="Pack directory to write.")
 @click.option("--task", help="Task name (default: the file's dataset).")
 @click.option("--source", help="Default source of the pack (a preset name).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing pack directory.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is a pack imported before, or empty (nothing else).",
+)
 def templates_import(
     yaml_file: str, out: str, task: str | None, source: str | None, overwrite: bool
 ) -> None:
