@@ -152,8 +152,10 @@ def check_output(
     """All checks on an output folder before any work: overlap with inputs, then existence."""
     target = Path(out)
     check_not_an_input(target, inputs)
-    if target.exists() or target.is_symlink():
-        if target.is_symlink() or not target.is_dir():
+    if target.is_symlink():
+        raise OutputError(f"Output '{target}' is a link: give the real folder, or another path.")
+    if target.exists():
+        if not target.is_dir():
             raise OutputError(f"Output '{target}' is a file: remove it or choose another path.")
         if not overwrite:
             raise OutputExistsError(

@@ -28,6 +28,7 @@ from instructkit.artifact import (
     require_columns,
     why_unwritable,
 )
+from instructkit import output_guard
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
 from instructkit.trainers import (
     Trainer,
@@ -307,11 +308,12 @@ def plot_loss(path: Path, log: list[dict[str, Any]], title: str) -> None:
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
+    old = output_guard.temp_sibling(target, "old")
+    if target.exists() or target.is_symlink():
+        output_guard.check_replaceable(target, "train")  # what appeared meanwhile: ours only
         target.rename(old)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(target)
+    output_guard.rename_no_replace(staging, target)
     shutil.rmtree(old, ignore_errors=True)
 
 
