@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instructkit import output_guard
 from instructkit.artifact import (
     REQUIRED_COLUMNS,
     check_output_path,
@@ -28,7 +29,6 @@ from instructkit.artifact import (
     require_columns,
     why_unwritable,
 )
-from instructkit import output_guard
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
 from instructkit.trainers import (
     Trainer,

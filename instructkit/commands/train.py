@@ -46,7 +46,8 @@ def register_commands(cli: click.Group) -> None:
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="Replace --out if it is a training output, or empty (nothing else); also discards an interrupted run's checkpoints.",
+    help="Replace --out if it is a training output, or empty (nothing else); also discards "
+    "an interrupted run's checkpoints.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors still show.")
 @click.option("--list", "list_backends", is_flag=True, help="List backends and their options.")
