@@ -64,6 +64,16 @@ def test_score_utf8_error_names_the_file(runner, tmp_path, which):
     one_line(result, str(bad), "UTF-8")
 
 
+def test_score_refuses_an_unbounded_bootstrap(tmp_path):
+    predictions = tmp_path / "p.txt"
+    predictions.write_text("a b\n")
+    args = [sys.executable, "-m", "instructkit", "score", str(predictions), "-r",
+            str(predictions), "--bootstrap", "1000000000"]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "--bootstrap" in result.stderr and "Traceback" not in result.stderr
+
+
 # ---------------------------------------------------------------- evaluate --compare
 
 

@@ -11,6 +11,8 @@ import click
 from instructkit.hookspecs import hookimpl
 from instructkit.metrics import DEFAULT_BOOTSTRAP, MULTI_REF_MODES
 
+MAX_BOOTSTRAP = 100_000  # more resamples change no digit shown, and cost minutes to hours
+
 _MODEL_SPEC_HELP = "NAME=MODEL_OR_ADAPTER"
 
 
@@ -37,7 +39,7 @@ def _add_scoring_options(func: Any, metric_help: str) -> Any:
         ),
         click.option(
             "--bootstrap",
-            type=click.IntRange(min=0),
+            type=click.IntRange(min=0, max=MAX_BOOTSTRAP),
             default=DEFAULT_BOOTSTRAP,
             show_default=True,
             help="Bootstrap resamples for the 95% confidence intervals (0: none).",
