@@ -148,7 +148,15 @@ def load_for_inference(model: str, adapter: str | None = None) -> LoadedModel:
     if adapter is not None:
         from peft import PeftModel
 
-        network = PeftModel.from_pretrained(network, adapter)
+        try:
+            network = PeftModel.from_pretrained(network, adapter)
+        except Exception as ex:
+            if "safetensor" not in type(ex).__name__.lower():
+                raise
+            raise ModelError(
+                f"Could not load adapter '{adapter}': its weights are damaged "
+                f"({_first_line(ex)}); copy it again or retrain it."
+            ) from ex
     network.eval()
     return LoadedModel(network, tokenizer, is_seq2seq(network.config), adapter, base)
 

@@ -178,3 +178,15 @@ def test_resume_skips_a_half_written_checkpoint(tiny, tmp_path):
     assert f"checkpoint-{complete + 100}" in resumed.stdout + resumed.stderr  # said it was skipped
     metadata = json.loads((out / "instructkit-train.json").read_text())
     assert metadata["steps"] == 40
+
+
+def test_truncated_adapter_weights_are_one_line_for_evaluate(runner, tiny, tmp_path):
+    data, _ = tiny
+    adapter = tmp_path / "lora"
+    args = ["train", str(data), "-b", "lora", "-m", str(tiny[1]), "--out", str(adapter), *FAST]
+    assert runner.invoke(cli, args).exit_code == 0
+    weights = adapter / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    args = ["evaluate", str(data), "--model", str(adapter), "--split", "validation",
+            "--out", str(tmp_path / "e"), "--max-rows", "1", "-q"]  # fmt: skip
+    one_line(runner.invoke(cli, args), str(adapter), "damaged")
