@@ -183,16 +183,17 @@ def render_dataset(source: str, out: str | Path, **options: Any) -> RenderResult
     return RenderResult(Path(out), pack.task, reports, time.perf_counter() - started, manifest)
 
 
-def render_inputs(source: str, opts: RenderOptions) -> list[str | None]:
-    """Local paths render reads (an output must not overlap them); names that are not paths
-    are skipped by the check."""
-    return [
-        source,
-        opts.data_dir,
-        opts.templates,
-        opts.tokenizer,
-        *(opts.data_files or {}).values(),
-    ]
+def render_inputs(source: str, opts: RenderOptions) -> list[str | Path | None]:
+    """Local paths render will read (an output must not overlap them). A preset or pack name
+    is not a path even when a folder of that name exists here: resolve() never reads it."""
+    paths: list[str | Path | None] = [opts.data_dir, opts.tokenizer]
+    paths += list((opts.data_files or {}).values())
+    if opts.templates:
+        paths.append(find_pack(opts.templates))
+    if get_source(source) is None:
+        as_pack = None if opts.data_files else find_pack(source)
+        paths.append(as_pack if as_pack is not None else source)
+    return paths
 
 
 def resolve(source: str, opts: RenderOptions) -> tuple[RawDataset, Pack]:

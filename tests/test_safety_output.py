@@ -130,6 +130,15 @@ def test_render_out_inside_its_data_dir_is_refused(runner, tmp_path):
     ]
 
 
+def test_a_preset_name_is_not_mistaken_for_an_input_folder(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["render", "dialogsum", "--data-dir", str(DIALOGS), "--out", "dialogsum", "-q",
+            "--splits", "validation"]  # fmt: skip
+    assert runner.invoke(cli, args).exit_code == 0
+    result = runner.invoke(cli, [*args, "--overwrite"])  # the folder is the output, not the data
+    assert result.exit_code == 0, result.output
+
+
 def test_render_out_dot_overwrite_leaves_no_dotdot_tmp(runner, tmp_path, src, monkeypatch):
     here = tmp_path / "cwd"
     here.mkdir()
