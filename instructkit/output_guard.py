@@ -63,6 +63,11 @@ def _evaluation(folder: Path) -> bool:
     )
 
 
+def _pretrained(folder: Path) -> bool:
+    record = _json(folder / MODEL_RECORD)
+    return isinstance(record, dict) and "gguf_sha256" in record
+
+
 def _comparison(folder: Path) -> bool:
     report = _json(folder / "report.json")
     return isinstance(report, dict) and {"split", "models"} <= set(report)
@@ -94,6 +99,7 @@ KINDS: dict[str, tuple[str, Recogniser]] = {
         "a tiny model ('instructkit tiny-model')",
         _record_kind(MODEL_RECORD, "tiny-model"),
     ),
+    "pretrained": ("a pretrained model ('instructkit models get')", _pretrained),
     "evaluate": ("an evaluation ('instructkit evaluate')", _evaluation),
     "compare": ("a comparison ('instructkit evaluate --compare')", _comparison),
     "demo": ("a demo output ('instructkit demo')", _record_kind("demo.json")),

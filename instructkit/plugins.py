@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "instructkit.commands.evaluate",
     "instructkit.commands.score",
     "instructkit.commands.demo",
+    "instructkit.commands.models",
     "instructkit.commands.tiny_model",
 )
 

@@ -25,7 +25,7 @@ HEADER = (
     "`--out` only when it is an empty folder, or a folder instructkit wrote for the same "
     "command, recognised by the record written there: the dataset manifest `instructkit.json` "
     "with `kind: render` or `kind: mix`, `instructkit-train.json`, `instructkit-model.json` "
-    "(tiny-model), `metrics.json` beside `predictions.jsonl` (evaluate), `report.json` "
+    "(tiny-model, models get), `metrics.json` beside `predictions.jsonl` (evaluate), `report.json` "
     "(evaluate --compare), `demo.json`, or a `pack.yaml` starting with the "
     "'Imported by instructkit templates import' line. Anything else (your thesis, another "
     "command's output, a hand-written pack) is refused in one line that names the folder and "

@@ -278,6 +278,14 @@ def test_evaluate_compare_out_equal_to_the_dataset_is_refused(runner, tiny):
     assert _snapshot(data) == before
 
 
+def test_models_get_overwrite_refuses_a_foreign_folder_before_any_download(runner, tmp_path):
+    thesis = foreign_folder(tmp_path / "thesis")
+    args = ["models", "get", "smollm2-135m-instruct", str(thesis), "--overwrite",
+            "--no-download"]  # fmt: skip
+    refused(runner.invoke(cli, args), str(thesis), "chapter1.tex")
+    assert (thesis / "chapter1.tex").is_file()
+
+
 def test_demo_overwrite_refuses_a_foreign_folder(runner, tmp_path):
     thesis = foreign_folder(tmp_path / "thesis")
     refused(runner.invoke(cli, ["demo", "--out", str(thesis), "--overwrite"]), str(thesis))

@@ -70,6 +70,10 @@ def _generation_options(func: Any) -> Any:
                      help="Prompts generated per batch."),
         click.option("--max-source-length", type=click.IntRange(min=1), default=512,
                      show_default=True, help="Prompt tokens kept at most."),
+        click.option("--chat-template", type=click.Choice(["auto", "on", "off"]), default="auto",
+                     show_default=True,
+                     help="Prompt through the tokenizer's chat template: auto = as the model was "
+                          "trained, else for conversational rows only."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)

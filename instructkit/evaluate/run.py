@@ -146,7 +146,10 @@ def _split_rows(
     default_task = str(manifest.get("task") or Path(dataset).name)
     rows = []
     for index, row in enumerate(table.to_pylist()):
-        references = row.get("references") or [row.get("completion") or ""]
+        completion = row.get("completion")
+        if isinstance(completion, list):  # conversational: the assistant message's text
+            completion = completion[-1].get("content") if completion else ""
+        references = row.get("references") or [completion or ""]
         rows.append(
             {
                 "task": row.get("task") or default_task,
@@ -296,7 +299,10 @@ def predict_rows(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Fill in each row's ``prediction``; return a description of the model used."""
+    from instructkit.modeling import chat_template_id, generation_chat
+
     loaded = load_model(model, adapter, quiet)
+    chat = generation_chat(loaded, [r["prompt"] for r in rows], generation.chat_template)
     with progress_bar(len(rows), f"Generating with {Path(model).name}", quiet) as bar:
         predictions = generate(loaded, [r["prompt"] for r in rows], generation, bar.update)
     for row, prediction in zip(rows, predictions, strict=True):
@@ -307,6 +313,7 @@ def predict_rows(
         "base": loaded.base,
         "seq2seq": loaded.seq2seq,
         "tuned_on": tuned_on_tasks(loaded.adapter or model),
+        "chat_template_id": chat_template_id(loaded.tokenizer) if chat else None,
     }
 
 

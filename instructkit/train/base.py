@@ -70,6 +70,12 @@ class TrainerOptions:
     completion_only: bool = option(
         True, "Causal models: loss on the completion only (false: on prompt + completion too)."
     )
+    chat_template: str = option(
+        "auto",
+        "Causal models: auto = the chat template for conversational rows only (as TRL); "
+        "on = string rows too (prompt as user turn, completion as assistant turn); off = never.",
+        choices=("auto", "on", "off"),
+    )
     seed: int = option(42, "Seed for initialisation and data order (same seed, same model on CPU).")
     warmup: float = option(
         0.0, "Linear warmup: steps if >= 1, fraction of all steps if < 1.", minimum=0

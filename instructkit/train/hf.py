@@ -35,6 +35,7 @@ class EncodedSplit:
     truncated_completions: int = 0
     dropped: int = 0
     longest_completion: int = 0
+    chat: bool = False  # rows went through the tokenizer's chat template
 
 
 class HFTrainer(Trainer):
@@ -63,7 +64,9 @@ class HFTrainer(Trainer):
 
         tokenizer = load_tokenizer(run.model)
         set_seed(options.seed)
-        base = load_base_model(run.model)
+        # fp32 master weights (mixed precision autocasts): a bf16 folder (SmolLM2's) would
+        # otherwise be fine-tuned in pure bf16
+        base = load_base_model(run.model, dtype=_float32())
         base.name_or_path = run.model  # peft records it as the adapter's base model
         seq2seq = is_seq2seq(base.config)
         train_split, eval_split = encode_dataset(run, tokenizer, seq2seq, options)
@@ -76,8 +79,17 @@ class HFTrainer(Trainer):
             self.save_model(trainer.model, run.output_dir, options)
             tokenizer.save_pretrained(run.output_dir)
         result = build_result(trainer, seq2seq, train_split, eval_split, options)
-        result.extra = self.describe_model(trainer.model, options)
+        result.extra = {
+            **self.describe_model(trainer.model, options),
+            "encoding": encoding_record(tokenizer, train_split.chat),
+        }
         return result
+
+
+def _float32() -> Any:
+    import torch
+
+    return torch.float32
 
 
 @contextlib.contextmanager
@@ -129,28 +141,39 @@ def encode_split(
     tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions
 ) -> EncodedSplit:
     """Tokenize a split in batches and apply the length budget, counting every cut."""
-    from instructkit.modeling import assemble_pair, bos_prefix, causal_prompt
+    from instructkit.modeling import encode_pairs
 
-    prefix = bos_prefix(tokenizer)
     encoded = EncodedSplit(rows=table.num_rows)
+    chat = encoded.chat = options_chat(tokenizer, table, seq2seq, options)
     for start in range(0, table.num_rows, 1000):
         chunk = table.slice(start, 1000)
-        texts = chunk.column("prompt").to_pylist()
-        if not seq2seq:
-            texts = [causal_prompt(t or "") for t in texts]
-        prompts = _batch_ids(tokenizer, texts)
-        targets = _batch_ids(tokenizer, chunk.column("completion").to_pylist())
-        for prompt_ids, target_ids in zip(prompts, targets, strict=True):
-            pair = assemble_pair(
-                tokenizer, prompt_ids, target_ids, seq2seq, options.max_source_length,
-                options.max_target_length, options.completion_only, prefix,
-            )  # fmt: skip
-            _count(encoded, pair, len(target_ids), options)
+        pairs = encode_pairs(
+            tokenizer, chunk.column("prompt").to_pylist(), chunk.column("completion").to_pylist(),
+            seq2seq, options.max_source_length, options.max_target_length,
+            options.completion_only, chat,
+        )  # fmt: skip
+        for pair in pairs:
+            _count(encoded, pair, pair.completion_length - 1, options)
     return encoded
 
 
-def _batch_ids(tokenizer: Any, texts: list[str | None]) -> list[list[int]]:
-    return list(tokenizer([t or "" for t in texts], add_special_tokens=False)["input_ids"])
+def encoding_record(tokenizer: Any, chat: bool) -> dict[str, Any]:
+    """How rows were encoded, for instructkit-train.json (evaluate prompts the same way)."""
+    from instructkit.modeling import chat_template_id
+
+    return {
+        "chat_template": chat,
+        "chat_template_id": chat_template_id(tokenizer) if chat else None,
+    }
+
+
+def options_chat(tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions) -> bool:
+    """Whether this split goes through the chat template (see modeling.use_chat_template)."""
+    from instructkit.chat import table_is_conversational
+    from instructkit.modeling import use_chat_template
+
+    mode = getattr(options, "chat_template", "auto")
+    return use_chat_template(tokenizer, mode, table_is_conversational(table), seq2seq)
 
 
 def _count(

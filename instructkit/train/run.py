@@ -30,6 +30,7 @@ from instructkit.artifacts.dataset import (
 )
 from instructkit.artifacts.manifest import manifest_fingerprint
 from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME, write_log
+from instructkit.chat import check_form
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
 from instructkit.train.base import (
     Trainer,
@@ -138,6 +139,7 @@ def check_train_input(dataset_dir: Path, options: TrainerOptions) -> list[str]:
             f"unset."
         )
     table = open_split(dataset_dir, split)
+    check_form(table, f"split '{split}' of '{dataset_dir}'")  # TRL's forms: trained or refused
     require_columns(table, REQUIRED_COLUMNS, f"Split '{split}' of '{dataset_dir}'")
     if table.num_rows == 0:
         raise DatasetDirError(f"Split '{split}' of '{dataset_dir}' is empty: nothing to train on.")
