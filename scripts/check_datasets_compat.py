@@ -82,9 +82,10 @@ def compare(oldest: dict[str, Any], current: dict[str, Any], dirs: list[Path]) -
             old = oldest["dirs"][str(path)].get(name, {})
             for key in ("arrow_type", "rows"):
                 if old.get(key) != split[key]:
+                    versions = f"{oldest['version']} vs {current['version']}"
                     problems.append(
-                        f"{path.name}/{name}: {key} differs: "
-                        f"{oldest['version']} {old.get(key)!r} vs {current['version']} {split[key]!r}"
+                        f"{path.name}/{name}: {key} differs ({versions}): "
+                        f"{old.get(key)!r} vs {split[key]!r}"
                     )
     return problems
 
