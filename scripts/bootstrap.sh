@@ -20,7 +20,8 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 "$venv/bin/python" "$here/torch_plan.py" constraints > "$venv/constraints.txt"
 
 echo "bootstrap: installing instructkit and its example plugin" >&2
-# hatchling is installed first so the editable installs below can skip build isolation.
-"${pip[@]}" -c "$venv/constraints.txt" hatchling editables
+# The build tools are installed first so the installs below can skip build isolation (wheel and
+# setuptools: rouge-score ships only an sdist, and Python 3.12+ venvs have no setuptools).
+"${pip[@]}" -c "$venv/constraints.txt" hatchling editables setuptools wheel
 "${pip[@]}" -c "$venv/constraints.txt" --no-build-isolation -e ".[train,dev]"
 "${pip[@]}" -c "$venv/constraints.txt" --no-build-isolation --no-deps -e plugins/instructkit-peft-extras
