@@ -31,7 +31,8 @@ def build_sources(root: Path) -> list[Path]:
     """Three rendered-like datasets with ~300-byte rows (written once, reused)."""
     import pyarrow as pa
 
-    from instructkit import artifact
+    from instructkit.artifacts import dataset as artifact
+    from instructkit.artifacts.manifest import write_manifest
 
     paths = []
     for task, n in SOURCES.items():
@@ -63,7 +64,7 @@ def build_sources(root: Path) -> list[Path]:
                 )
             writer.close()
             artifact.write_dataset_dict(tmp, ["train"])
-            artifact.write_manifest(tmp, {"kind": "render", "task": task})
+            write_manifest(tmp, {"kind": "render", "task": task})
     return paths
 
 
@@ -77,8 +78,8 @@ def run_child(code: str, *args: str) -> dict:
 
 MIX_CODE = """
 import json, resource, sys, time
-from instructkit.mix import mix_datasets
-from instructkit.mixspec import load_mix_spec
+from instructkit.mix.run import mix_datasets
+from instructkit.mix.spec import load_mix_spec
 paths, total, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 spec = load_mix_spec({"tasks": paths, "total": total, "decontaminate": "off"})
 start = time.perf_counter()
@@ -91,7 +92,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "rows": result.splits[
 COPY_CODE = """
 import json, resource, sys, time
 import pyarrow as pa
-from instructkit import artifact
+from instructkit.artifacts import dataset as artifact
 paths, total, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 start = time.perf_counter()
 tables = [artifact.open_split(p, "train") for p in paths]
@@ -145,7 +146,7 @@ def shared_data_dir() -> Path:
 def bench_decontamination() -> None:
     import pyarrow as pa
 
-    from instructkit.decontaminate import duplicate_masks, find_contamination, row_text, word_index
+    from instructkit.mix.hygiene import duplicate_masks, find_contamination, row_text, word_index
 
     data = shared_data_dir()
     files = {

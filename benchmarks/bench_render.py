@@ -30,8 +30,8 @@ def baseline_rows_per_second(data_dir: Path, mode: str) -> tuple[float, int]:
     """Per-row Jinja over the same rows, the way a careful user writes it with datasets.map."""
     import datasets
 
-    from instructkit.render import RenderOptions, plan_splits, resolve
-    from instructkit.templates import compile_pack
+    from instructkit.render.formats import compile_pack
+    from instructkit.render.run import RenderOptions, plan_splits, resolve
 
     opts = RenderOptions(data_dir=str(data_dir), splits=["train"], assignment=mode)
     raw, pack = resolve("dialogsum", opts)
@@ -64,9 +64,9 @@ def baseline_rows_per_second(data_dir: Path, mode: str) -> tuple[float, int]:
 
 def render_only_rows_per_second(data_dir: Path, mode: str) -> float:
     """instructkit's batch renderer over the same in-memory rows (no reading or writing)."""
-    from instructkit.render import RenderOptions, iter_jobs, plan_splits, resolve
-    from instructkit.renderbatch import BatchRenderer
-    from instructkit.templates import compile_pack
+    from instructkit.render.batch import BatchRenderer
+    from instructkit.render.formats import compile_pack
+    from instructkit.render.run import RenderOptions, iter_jobs, plan_splits, resolve
 
     opts = RenderOptions(data_dir=str(data_dir), splits=["train"], assignment=mode)
     raw, pack = resolve("dialogsum", opts)
@@ -81,7 +81,7 @@ def render_only_rows_per_second(data_dir: Path, mode: str) -> float:
 def instructkit_run(source: str, data: Path, out: Path, mode: str, num_proc: int) -> dict:
     """One render in a fresh process; returns rows, seconds and the child's peak RSS."""
     code = (
-        "import json, time; from instructkit.render import render_dataset;"
+        "import json, time; from instructkit.render.run import render_dataset;"
         # Plugin loading is start-up cost, paid once per process, not rendering throughput.
         "from instructkit.plugins import load_plugins; load_plugins();"
         "import pyarrow.json, pyarrow.parquet;"

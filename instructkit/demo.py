@@ -21,12 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifact import atomic_output_dir, open_split
+from instructkit.artifacts.dataset import atomic_output_dir, open_split
 from instructkit.errors import InstructkitError
+from instructkit.paths import demo_data_dir
 
 TASK_A = "dialogsum_topic"
 TASK_B = "dialogsum"
-SHIPPED_DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "dialogs"
+SHIPPED_DATA = demo_data_dir()
 
 
 @dataclass
@@ -151,17 +152,16 @@ class _StepTimer:
 
 
 def _render(data: Path, pack: str, template: str, out: Path, recipe: DemoRecipe) -> Path:
-    from instructkit.render import render_dataset
+    from instructkit.render.run import RenderOptions, render_dataset
 
-    render_dataset(
-        pack, out, data_dir=str(data), template_ids=[template], seed=recipe.seed, quiet=True
-    )
+    options = RenderOptions(data_dir=str(data), template_ids=[template], seed=recipe.seed)
+    render_dataset(pack, out, options)
     return out
 
 
 def _mix(task_a: Path, task_b: Path, out: Path, recipe: DemoRecipe) -> Path:
-    from instructkit.mix import mix_datasets
-    from instructkit.mixspec import load_mix_spec
+    from instructkit.mix.run import mix_datasets
+    from instructkit.mix.spec import load_mix_spec
 
     size_b = open_split(task_b, "train").num_rows
     spec = load_mix_spec(
@@ -202,7 +202,7 @@ def _train(
     dataset: Path, backend: str, model: str, out: Path, steps: int, lr: float,
     recipe: DemoRecipe, extra: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
-    from instructkit.training_run import run_training
+    from instructkit.train.run import run_training
 
     options = {
         "max_steps": steps,
@@ -224,9 +224,9 @@ def _train(
 def _report(
     models: dict[str, str], datasets: list[Path], out: Path, recipe: DemoRecipe, quiet: bool
 ) -> Any:
-    from instructkit.evaluate import ScoringOptions
-    from instructkit.forgetting import compare_models
-    from instructkit.generate import GenerationOptions
+    from instructkit.evaluate.forgetting import compare_models
+    from instructkit.evaluate.generate import GenerationOptions
+    from instructkit.evaluate.run import ScoringOptions
 
     return compare_models(
         models,

@@ -36,7 +36,7 @@ def register_sources(register: Any) -> None:
     """Register raw-dataset sources (presets) that ``instructkit render`` can load by name.
 
     :param register: a callable; call ``register(source)`` once per source, where ``source`` is
-        an instance of :class:`instructkit.sources.Source` (a unique ``name``, a one-line
+        an instance of :class:`instructkit.render.sources.Source` (a unique ``name``, a one-line
         ``description`` and a ``load(...)`` method returning raw splits). Registering a name
         twice raises :class:`instructkit.errors.PluginError`.
 
@@ -63,7 +63,7 @@ def register_trainers(register: Any) -> None:
     """Register trainer backends for ``instructkit train --backend NAME``.
 
     :param register: a callable; call ``register(trainer_cls)`` once per backend, where
-        ``trainer_cls`` subclasses :class:`instructkit.trainers.Trainer` and has a unique
+        ``trainer_cls`` subclasses :class:`instructkit.train.base.Trainer` and has a unique
         ``trainer_id``. Registering an id twice raises :class:`instructkit.errors.PluginError`.
 
     Called lazily, the first time trainers are listed or looked up. Return nothing.
@@ -75,7 +75,7 @@ def register_metrics(register: Any) -> None:
     """Register metrics for ``instructkit evaluate`` and ``instructkit score``.
 
     :param register: a callable; call ``register(metric)`` once per metric, where ``metric`` is
-        an instance of :class:`instructkit.metrics.Metric` (a unique ``name``, its ``keys``, a
+        an instance of :class:`instructkit.Metric` (a unique ``name``, its ``keys``, a
         ``primary`` key and a ``score_pair(prediction, reference)`` method returning
         ``{key: value}`` on a 0-100 scale; the base class's ``score(predictions, references)``
         adds multi-reference reduction, bootstrap intervals and ``num_proc``). Registering a

@@ -78,12 +78,21 @@ def is_seq2seq(config: Any) -> bool:
     return bool(getattr(config, "is_encoder_decoder", False))
 
 
-def load_tokenizer(name_or_path: str) -> Any:
+def auto_tokenizer(name_or_path: str) -> Any:
+    """The one place instructkit loads a tokenizer (render's budgets, mix's token counts, models).
+
+    Raises what ``AutoTokenizer.from_pretrained`` raises (OSError, ValueError): each caller
+    turns that into its own stage's one-line message.
+    """
     from transformers import AutoTokenizer
 
+    return AutoTokenizer.from_pretrained(name_or_path)
+
+
+def load_tokenizer(name_or_path: str) -> Any:
     source = check_model_source(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = auto_tokenizer(source)
     except (OSError, ValueError) as ex:
         raise ModelError(
             f"Could not load a tokenizer from '{name_or_path}': {_first_line(ex)}"

@@ -1,4 +1,4 @@
-"""Where instructkit finds its user directory and template packs."""
+"""Where instructkit finds its user directory, template packs and the demo's sample data."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ def builtin_templates_dir() -> Path:
     if installed.is_dir():
         return installed
     return _PACKAGE_DIR.parent / "templates"
+
+
+def demo_data_dir() -> Path:
+    """The demo's sample dialogues: inside the package in a wheel, in examples/ in a checkout."""
+    installed = _PACKAGE_DIR / "demo_data"
+    if installed.is_dir():
+        return installed
+    return _PACKAGE_DIR.parent / "examples" / "data" / "dialogs"
 
 
 def template_search_path() -> list[Path]:

@@ -25,10 +25,14 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "instructkit.default_plugins.prompt_tuning",
     "instructkit.default_plugins.metrics",
     "instructkit.commands.render",
+    "instructkit.commands.templates",
     "instructkit.commands.mix",
+    "instructkit.commands.inspect",
     "instructkit.commands.train",
     "instructkit.commands.evaluate",
+    "instructkit.commands.score",
     "instructkit.commands.demo",
+    "instructkit.commands.tiny_model",
 )
 
 pm = pluggy.PluginManager("instructkit")

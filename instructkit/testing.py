@@ -8,7 +8,7 @@ Plugin authors run the same contract test as the built-ins, on CPU, in seconds::
         assert_trainer_contract(MyTrainer, tmp_path, arch="gpt2")
 
 Nothing here needs the network: models are built from a config with a tokenizer trained on the
-fly (:mod:`instructkit.tiny`), datasets are written with :mod:`instructkit.artifact`.
+fly (:mod:`instructkit.tiny`), datasets are written with :mod:`instructkit.artifacts.dataset`.
 """
 
 from __future__ import annotations
@@ -23,16 +23,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from instructkit.artifact import SCHEMA, write_dataset_dict, write_manifest, write_split
+from instructkit.artifacts.dataset import SCHEMA, write_dataset_dict, write_split
+from instructkit.artifacts.manifest import write_manifest
+from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME
 from instructkit.errors import OptionsError, OutputExistsError
-from instructkit.trainers import Trainer, TrainerOptions, TrainerRegistry, build_options
-from instructkit.training_run import (
-    CHART_NAME,
-    LOG_NAME,
-    METADATA_NAME,
-    checkpoint_dir_for,
-    run_training,
-)
+from instructkit.train.base import Trainer, TrainerOptions, TrainerRegistry, build_options
+from instructkit.train.run import checkpoint_dir_for, run_training
 
 NAMES = ("Amanda", "Jerry", "Tom", "Anna", "Bob", "Maria", "Lucy", "Peter")
 TOPICS = ("party", "dinner", "office", "game", "trip", "book")
@@ -155,9 +151,9 @@ def fixed_batch_loss(
     """Loss of a saved model or adapter on a whole split as one batch, encoded as in training."""
     import torch
 
-    from instructkit.artifact import open_split
-    from instructkit.hf_training import encode_split, make_collator
+    from instructkit.artifacts.dataset import open_split
     from instructkit.modeling import load_for_inference
+    from instructkit.train.hf import encode_split, make_collator
 
     options = options or TrainerOptions()
     loaded = load_for_inference(str(model_dir))

@@ -51,8 +51,8 @@ def test_demo_refuses_existing_output_and_bad_data(runner, tmp_path):
 
 
 def report_with(base_a: float, tuned_a: float, base_b: float, tuned_b: float):
-    from instructkit.forgetting import ForgettingReport, ModelEntry, TaskRow
-    from instructkit.metrics import Score
+    from instructkit.evaluate.forgetting import ForgettingReport, ModelEntry, TaskRow
+    from instructkit.evaluate.metrics import Score
 
     def row(task, base, tuned):
         scores = {"base": Score(base), "full-B": Score(tuned)}

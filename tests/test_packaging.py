@@ -1,4 +1,4 @@
-"""The package as users install it: a wheel that carries the top-level templates/ folder."""
+"""The package as users install it: a wheel that carries templates/ and the demo's data."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def test_wheel_carries_templates(wheel):
     assert shipped <= packed
 
 
-def test_installed_wheel_finds_templates(wheel, tmp_path):
-    target = tmp_path / "site"
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [
             sys.executable,
@@ -67,15 +68,49 @@ def test_installed_wheel_finds_templates(wheel, tmp_path):
         ],
         check=True,
     )
-    code = "import instructkit.paths as p; print(p.builtin_templates_dir())"
-    result = subprocess.run(
+    return target
+
+
+def run_installed(target: Path, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run Python code against the installed wheel, away from the checkout."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        cwd=cwd,
+        # INSTRUCTKIT_LOAD_PLUGINS="": no third-party plugins from the environment
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "INSTRUCTKIT_LOAD_PLUGINS": ""},
     )
+
+
+def test_installed_wheel_finds_templates(installed, tmp_path):
+    target = installed
+    code = "import instructkit.paths as p; print(p.builtin_templates_dir())"
+    result = run_installed(target, code, tmp_path)
     assert result.returncode == 0, result.stderr
     found = Path(result.stdout.strip())
     assert found == target / "instructkit" / "templates"
     assert any(found.rglob("*.jinja"))
+
+
+def test_wheel_carries_the_demo_data(wheel):
+    shipped = REPO_ROOT / "examples" / "data" / "dialogs"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in shipped.glob("*.jsonl"):
+        assert f"instructkit/demo_data/{path.name}" in names
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_the_demo(installed, tmp_path):
+    # the whole demo from the wheel, away from any checkout, with the smallest step counts
+    out = tmp_path / "demo"
+    code = (
+        "import sys; from instructkit.cli import cli; sys.argv = ['instructkit', 'demo', "
+        f"'--out', {str(out)!r}, '--base-steps', '1', '--tune-steps', '1', '--eval-rows', '1', "
+        "'--quiet']; cli()"
+    )
+    result = run_installed(installed, code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (out / "report" / "report.json").is_file()
+    manifest = (out / "data" / "topic" / "instructkit.json").read_text()
+    assert str(installed / "instructkit" / "demo_data") in manifest

@@ -27,7 +27,7 @@ def test_every_hook_is_a_spec():
 
 @pytest.mark.parametrize("name", hook_names())
 def test_plugin_hooks_have_tests(name):
-    source = "\n".join(p.read_text() for p in TESTS_DIR.glob("test_*.py"))
+    source = "\n".join(p.read_text() for p in TESTS_DIR.rglob("test_*.py"))
     assert f"def test_hook_{name}" in source, f"write a test_hook_{name} test"
 
 

@@ -60,7 +60,7 @@ def test_examples_walkthrough_data_steps_run(runner, in_fresh_checkout, shared_d
         run(runner, args)
     from collections import Counter
 
-    from instructkit.artifact import open_split
+    from instructkit.artifacts.dataset import open_split
 
     train = open_split(in_fresh_checkout / "build" / "mix", "train")
     assert Counter(train.column("task").to_pylist()) == {"samsum": 15000, "dialogsum": 5000}
@@ -70,7 +70,7 @@ def test_examples_walkthrough_data_steps_run(runner, in_fresh_checkout, shared_d
 def test_example_train_configs_are_valid(config):
     """The real-scale run files name an installed backend and only valid, well-typed options."""
     from instructkit.commands.train import load_run_config
-    from instructkit.trainers import build_options, get_trainer
+    from instructkit.train.base import build_options, get_trainer
 
     run_config = load_run_config(config)
     trainer = get_trainer(run_config["backend"])

@@ -1,15 +1,14 @@
-"""CLI commands ``evaluate`` (generate + score, or the forgetting report) and ``score``."""
+"""CLI command ``evaluate``: generate + score, or the forgetting report."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from instructkit.evaluate.metrics import DEFAULT_BOOTSTRAP, MULTI_REF_MODES
 from instructkit.hookspecs import hookimpl
-from instructkit.metrics import DEFAULT_BOOTSTRAP, MULTI_REF_MODES
 
 _MODEL_SPEC_HELP = "NAME=MODEL_OR_ADAPTER"
 
@@ -18,10 +17,9 @@ _EVALUATE_METRIC_HELP = (
     "Score with this metric (repeatable); default: each task's metrics from its template "
     "pack (the dataset manifest), else rouge."
 )
-_SCORE_METRIC_HELP = "Score with this metric (repeatable).  [default: rouge]"
 
 
-def _scoring_options(metric_help: str) -> Any:
+def scoring_options(metric_help: str) -> Any:
     return lambda func: _add_scoring_options(func, metric_help)
 
 
@@ -133,150 +131,89 @@ def _align(table: list[list[str]]) -> str:
     )
 
 
+@click.command(name="evaluate")
+@click.argument("data", nargs=-1, required=True)
+@click.option("--model", "-m", help="Model directory, hub name or adapter directory.")
+@click.option("--adapter", help="Adapter directory to apply on --model.")
+@click.option(
+    "--compare",
+    multiple=True,
+    metavar=_MODEL_SPEC_HELP,
+    help="Compare models on every task (the first is the baseline): "
+    "--compare base=DIR tuned=DIR ... writes the forgetting report.",
+)
+@click.option("--split", default="test", show_default=True, help="Split to evaluate.")
+@click.option(
+    "--out", "-o", required=True, type=click.Path(file_okay=False), help="Output directory."
+)
+@click.option(
+    "--multi-ref",
+    type=click.Choice(MULTI_REF_MODES),
+    default="max",
+    show_default=True,
+    help="Reduce several references per row by max, mean or first.",
+)
+@scoring_options(_EVALUATE_METRIC_HELP)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=1),
+    help="Evaluate at most N rows per task (the first N, or see --sample-seed).",
+)
+@click.option("--sample-seed", type=int, help="With --max-rows: a seeded random sample.")
+@_generation_options
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
+                     compare: tuple[str, ...], split: str, out: str, multi_ref: str,
+                     metrics: tuple[str, ...], num_proc: int, bootstrap: int, seed: int,
+                     max_rows: int | None, sample_seed: int | None, overwrite: bool,
+                     quiet: bool, **generation: Any) -> None:  # fmt: skip
+    """Generate predictions for a split and score them, or compare models on every task.
+
+    \b
+    Examples:
+        instructkit evaluate build/dialogsum --model runs/full --split test --out runs/eval
+        instructkit evaluate build/mix --model google/flan-t5-small --adapter runs/lora \\
+            --split validation --out runs/eval-lora --max-rows 200
+        instructkit evaluate --compare base=models/base full=runs/full lora=runs/lora \\
+            build/mix --split test --out runs/forgetting
+    """
+    from instructkit.evaluate.generate import GenerationOptions
+    from instructkit.evaluate.run import ScoringOptions, evaluate_model
+
+    if sample_seed is not None and max_rows is None:
+        raise click.UsageError("--sample-seed picks the rows of --max-rows N: give both.")
+    for value in compare:
+        _check_model_spec(value)
+    models, datasets = split_model_specs(list(compare) + list(data), bool(compare))
+    if compare and (model or adapter):
+        raise click.UsageError("Give either --model/--adapter or --compare, not both.")
+    if not compare and not model:
+        raise click.UsageError("Give --model MODEL (or --compare NAME=MODEL ...).")
+    if not datasets:
+        raise click.UsageError("Give at least one dataset directory (DATA).")
+    options: dict[str, Any] = {
+        "generation": GenerationOptions(**generation, seed=seed),
+        "scoring": ScoringOptions(metrics or None, multi_ref, num_proc, bootstrap, seed=seed),
+        "max_rows": max_rows,
+        "sample_seed": sample_seed,
+        "overwrite": overwrite,
+        "quiet": quiet,
+    }
+    if compare:
+        from instructkit.evaluate.forgetting import REPORT_CHART, REPORT_JSON, compare_models
+
+        report = compare_models(models, datasets, split, out, **options)
+        click.echo(report.to_markdown())
+        click.echo(f"Wrote {Path(out) / REPORT_JSON} and {Path(out) / REPORT_CHART}")
+        return
+    assert model is not None
+    result = evaluate_model(model, datasets, split, out, adapter=adapter, **options)
+    click.echo(format_scores({multi_ref: result.report}, with_mode=False))
+    click.echo(f"Wrote {len(result.rows)} predictions and metrics to {out}")
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    """Add ``evaluate`` and ``score``."""
-
-    @cli.command(name="evaluate")
-    @click.argument("data", nargs=-1, required=True)
-    @click.option("--model", "-m", help="Model directory, hub name or adapter directory.")
-    @click.option("--adapter", help="Adapter directory to apply on --model.")
-    @click.option(
-        "--compare",
-        multiple=True,
-        metavar=_MODEL_SPEC_HELP,
-        help="Compare models on every task (the first is the baseline): "
-        "--compare base=DIR tuned=DIR ... writes the forgetting report.",
-    )
-    @click.option("--split", default="test", show_default=True, help="Split to evaluate.")
-    @click.option(
-        "--out", "-o", required=True, type=click.Path(file_okay=False), help="Output directory."
-    )
-    @click.option(
-        "--multi-ref",
-        type=click.Choice(MULTI_REF_MODES),
-        default="max",
-        show_default=True,
-        help="Reduce several references per row by max, mean or first.",
-    )
-    @_scoring_options(_EVALUATE_METRIC_HELP)
-    @click.option(
-        "--max-rows",
-        type=click.IntRange(min=1),
-        help="Evaluate at most N rows per task (the first N, or see --sample-seed).",
-    )
-    @click.option("--sample-seed", type=int, help="With --max-rows: a seeded random sample.")
-    @_generation_options
-    @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
-                         compare: tuple[str, ...], split: str, out: str, multi_ref: str,
-                         metrics: tuple[str, ...], num_proc: int, bootstrap: int, seed: int,
-                         max_rows: int | None, sample_seed: int | None, overwrite: bool,
-                         quiet: bool, **generation: Any) -> None:  # fmt: skip
-        """Generate predictions for a split and score them, or compare models on every task.
-
-        \b
-        Examples:
-            instructkit evaluate build/dialogsum --model runs/full --split test --out runs/eval
-            instructkit evaluate build/mix --model google/flan-t5-small --adapter runs/lora \\
-                --split validation --out runs/eval-lora --max-rows 200
-            instructkit evaluate --compare base=models/base full=runs/full lora=runs/lora \\
-                build/mix --split test --out runs/forgetting
-        """
-        from instructkit.evaluate import ScoringOptions, evaluate_model
-        from instructkit.generate import GenerationOptions
-
-        if sample_seed is not None and max_rows is None:
-            raise click.UsageError("--sample-seed picks the rows of --max-rows N: give both.")
-        for value in compare:
-            _check_model_spec(value)
-        models, datasets = split_model_specs(list(compare) + list(data), bool(compare))
-        if compare and (model or adapter):
-            raise click.UsageError("Give either --model/--adapter or --compare, not both.")
-        if not compare and not model:
-            raise click.UsageError("Give --model MODEL (or --compare NAME=MODEL ...).")
-        if not datasets:
-            raise click.UsageError("Give at least one dataset directory (DATA).")
-        options: dict[str, Any] = {
-            "generation": GenerationOptions(**generation, seed=seed),
-            "scoring": ScoringOptions(metrics or None, multi_ref, num_proc, bootstrap, seed=seed),
-            "max_rows": max_rows,
-            "sample_seed": sample_seed,
-            "overwrite": overwrite,
-            "quiet": quiet,
-        }
-        if compare:
-            from instructkit.forgetting import REPORT_CHART, REPORT_JSON, compare_models
-
-            report = compare_models(models, datasets, split, out, **options)
-            click.echo(report.to_markdown())
-            click.echo(f"Wrote {Path(out) / REPORT_JSON} and {Path(out) / REPORT_CHART}")
-            return
-        assert model is not None
-        result = evaluate_model(model, datasets, split, out, adapter=adapter, **options)
-        click.echo(format_scores({multi_ref: result.report}, with_mode=False))
-        click.echo(f"Wrote {len(result.rows)} predictions and metrics to {out}")
-
-    @cli.command(name="score")
-    @click.argument("predictions", type=click.Path(dir_okay=False))
-    @click.option(
-        "--references",
-        "-r",
-        multiple=True,
-        type=click.Path(dir_okay=False),
-        help="References: a jsonl file (see --reference-fields) or a text file with "
-        "one reference per line; repeat for several references per row.",
-    )
-    @click.option(
-        "--reference-fields",
-        metavar="A,B,C",
-        help="Fields of a jsonl --references file holding the references.",
-    )
-    @click.option(
-        "--multi-ref",
-        type=click.Choice([*MULTI_REF_MODES, "all"]),
-        help="Reduce several references by max, mean or first; default: all three "
-        "when rows have several references, else max.",
-    )
-    @_scoring_options(_SCORE_METRIC_HELP)
-    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-    @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Also write JSON here.")
-    def score_command(predictions: str, references: tuple[str, ...], reference_fields: str | None,
-                      multi_ref: str | None, metrics: tuple[str, ...], num_proc: int,
-                      bootstrap: int, seed: int, as_json: bool,
-                      out: str | None) -> None:  # fmt: skip
-        """Score a predictions file (jsonl, or one prediction per line) with no model.
-
-        \b
-        Examples:
-            instructkit score runs/eval/predictions.jsonl
-            instructkit score preds.txt --references dialogsum.test.jsonl \\
-                --reference-fields summary1,summary2,summary3
-            instructkit score preds.txt -r refs.txt --metric exact_match --json
-        """
-        from instructkit.artifact import check_output_file
-        from instructkit.evaluate import ScoringOptions, score_file
-
-        if out:
-            check_output_file(out)
-        fields = [f.strip() for f in reference_fields.split(",")] if reference_fields else None
-        if fields is not None and not all(fields):
-            raise click.BadParameter("give field names separated by commas.",
-                                     param_hint="--reference-fields")  # fmt: skip
-        modes = list(MULTI_REF_MODES) if multi_ref == "all" else [multi_ref] if multi_ref else None
-        scoring = ScoringOptions(metrics or None, modes[0] if modes else "max", num_proc,
-                                 bootstrap, seed=seed)  # fmt: skip
-        reports = score_file(predictions, references, fields, scoring, modes)
-        data = {
-            "predictions": predictions,
-            "scoring": scoring.to_json() | {"multi_ref": list(reports)},
-            "multi_ref": {mode: report.to_json() for mode, report in reports.items()},
-        }
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        if as_json:
-            click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        else:
-            click.echo(format_scores(reports, with_mode=len(reports) > 1))
+    """Add ``evaluate``."""
+    cli.add_command(evaluate_command)

@@ -1,4 +1,4 @@
-"""CLI commands for mix: ``instructkit mix`` and ``instructkit inspect``."""
+"""CLI command ``mix``: blend rendered datasets by a spec (or --task options)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from instructkit.hookspecs import hookimpl
 
 
 def _parse_tasks(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list:
-    from instructkit.mixspec import parse_task_option
+    from instructkit.mix.spec import parse_task_option
 
     try:
         return [parse_task_option(v) for v in values]
@@ -91,8 +91,8 @@ def mix_command(spec_file: str | None, out: str | None, tasks: list, **options: 
             --total 20000 --out build/mix
         instructkit mix examples/mix.yaml --epoch 1 --out build/mix-epoch1
     """
-    from instructkit.mix import format_plan, mix_datasets
-    from instructkit.mixspec import load_mix_spec
+    from instructkit.mix.run import format_plan, mix_datasets
+    from instructkit.mix.spec import load_mix_spec
 
     run = {k: options.pop(k) for k in ("epoch", "dry_run", "overwrite", "num_shards", "quiet")}
     as_json = options.pop("as_json")
@@ -124,33 +124,7 @@ def _plan_json(result: Any) -> dict[str, Any]:
     }
 
 
-@click.command(name="inspect")
-@click.argument("dataset_dir", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary and manifest as JSON.")
-@click.option("--chart", type=click.Path(dir_okay=False), help="Write a PNG bar chart here.")
-def inspect_command(dataset_dir: str, as_json: bool, chart: str | None) -> None:
-    """Show an instructkit dataset: rows per split and task, and a mixture's composition.
-
-    \b
-    Examples:
-        instructkit inspect build/mix
-        instructkit inspect build/mix --json
-        instructkit inspect build/mix --chart mix.png
-    """
-    from instructkit.artifact import check_output_file
-    from instructkit.inspect import format_inspection, inspect_dataset, write_composition_chart
-
-    if chart:
-        check_output_file(chart)
-    info = inspect_dataset(dataset_dir)
-    click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
-    if chart:
-        write_composition_chart(info, chart)
-        click.echo(f"Chart written to {chart}", err=as_json)
-
-
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    """Add ``mix`` and ``inspect``."""
+    """Add ``mix``."""
     cli.add_command(mix_command)
-    cli.add_command(inspect_command)

@@ -1,19 +1,20 @@
-"""CLI commands for render: ``render``, ``preview`` and the ``templates`` group."""
+"""CLI commands for render: ``render`` and ``preview``."""
 
 from __future__ import annotations
 
 import click
 
 from instructkit.hookspecs import hookimpl
+from instructkit.keyvalue import key_value
 
 
 def _pairs(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
     pairs = {}
     for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep or not key or not rest:
+        pair = key_value(value)
+        if pair is None or not pair[1]:
             raise click.BadParameter(f"'{value}' is not NAME=VALUE.", ctx, param)
-        pairs[key] = rest
+        pairs[pair[0]] = pair[1]
     return pairs
 
 
@@ -128,8 +129,8 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         instructkit render samsum --data-dir data/samsum --out build/samsum --assignment all
         instructkit render my.jsonl --templates samsum --split-ratios 0.8,0.1,0.1 --out build/x
     """
-    from instructkit.render import render_dataset
-    from instructkit.render_report import summary_table
+    from instructkit.render.report import summary_table
+    from instructkit.render.run import RenderOptions, render_dataset
 
     if options["max_prompt_tokens"] and not options["tokenizer"]:
         raise click.UsageError("--max-prompt-tokens needs --tokenizer.")
@@ -137,7 +138,7 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         raise click.UsageError("--max-completion-tokens needs --tokenizer.")
     if options["data_files"] == {}:
         options["data_files"] = None
-    result = render_dataset(source, out, quiet=quiet, **options)
+    result = render_dataset(source, out, RenderOptions(quiet=quiet, **options))
     click.echo(summary_table(result))
 
 
@@ -155,99 +156,15 @@ def preview_command(source: str, split: str, rows: int, template_id: str | None,
         instructkit preview samsum --data-dir data/samsum -n 1
         instructkit preview dialogsum --data-dir data/dialogsum --split test --template tldr
     """
-    from instructkit.render_report import preview
+    from instructkit.render.report import preview
 
     if options["data_files"] == {}:
         options["data_files"] = None
     click.echo(preview(source, split, rows, template_id, **options), nl=False)
 
 
-@click.group(name="templates")
-def templates_group() -> None:
-    """List, show and check template packs.
-
-    \b
-    Examples:
-        instructkit templates list
-        instructkit templates show samsum
-        instructkit templates lint templates/samsum --data data/samsum/train.jsonl
-    """
-
-
-@templates_group.command(name="list")
-def templates_list() -> None:
-    """List the template packs on the search path.
-
-    \b
-    Examples:
-        instructkit templates list
-    """
-    from instructkit.render_report import pack_list
-
-    click.echo(pack_list())
-
-
-@templates_group.command(name="show")
-@click.argument("pack")
-def templates_show(pack: str) -> None:
-    """Show a pack: its task, source, metrics and every template's text.
-
-    \b
-    Examples:
-        instructkit templates show dialogsum_topic
-    """
-    from instructkit.render_report import pack_details
-
-    click.echo(pack_details(pack))
-
-
-@templates_group.command(name="lint")
-@click.argument("pack")
-@click.option("--data", metavar="SRC", help="Check fields against this data (file, dir, preset).")
-@click.option("--data-dir", type=click.Path(), help="Folder with the preset's files.")
-def templates_lint(pack: str, data: str | None, data_dir: str | None) -> None:
-    """Check a pack: syntax, fields against the data, empty output, duplicate bodies.
-
-    \b
-    Examples:
-        instructkit templates lint samsum
-        instructkit templates lint ./my_pack --data data/train.jsonl
-    """
-    from instructkit.lint import lint_pack
-
-    problems = lint_pack(pack, data, data_dir)
-    for problem in problems:
-        click.echo(problem)
-    if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) in pack '{pack}'.")
-    click.echo(f"Pack '{pack}': no problems found.")
-
-
-@templates_group.command(name="import")
-@click.argument("yaml_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "-o", required=True, type=click.Path(), help="Pack directory to write.")
-@click.option("--task", help="Task name (default: the file's dataset).")
-@click.option("--source", help="Default source of the pack (a preset name).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing pack directory.")
-def templates_import(
-    yaml_file: str, out: str, task: str | None, source: str | None, overwrite: bool
-) -> None:
-    """Import a promptsource templates.yaml as a pack (rendered the way promptsource does).
-
-    \b
-    Examples:
-        instructkit templates import promptsource/templates/samsum/templates.yaml --out packs/ps
-        instructkit render samsum --templates packs/ps --data-dir data/samsum --out build/ps
-    """
-    from instructkit.promptsource import import_promptsource
-    from instructkit.templates import load_pack
-
-    pack = load_pack(import_promptsource(yaml_file, out, task, source, overwrite))
-    click.echo(f"Imported {len(pack.templates)} template(s) into pack '{pack.task}' at {out}.")
-
-
 @hookimpl
-def register_commands(cli):
+def register_commands(cli: click.Group) -> None:
+    """Add ``render`` and ``preview``."""
     cli.add_command(render_command)
     cli.add_command(preview_command)
-    cli.add_command(templates_group)

@@ -12,11 +12,6 @@ from instructkit.hookspecs import hookimpl
 CONFIG_KEYS = ("dataset", "backend", "model", "out", "options")
 
 
-@hookimpl
-def register_commands(cli: click.Group) -> None:
-    cli.add_command(train)
-
-
 @click.command(name="train")
 @click.argument("dataset", required=False, type=click.Path(path_type=Path))
 @click.option(
@@ -72,8 +67,8 @@ def train(
         accelerate launch -m instructkit train build/mix -b full -m gpt2 --out runs/full
         instructkit train --list
     """
-    from instructkit.trainers import parse_option_strings
-    from instructkit.training_run import TrainingInterrupted, run_training
+    from instructkit.train.base import parse_option_strings
+    from instructkit.train.run import TrainingInterrupted, run_training
 
     if list_backends:
         click.echo(backends_listing())
@@ -139,7 +134,7 @@ def _fmt(value: float | None) -> str:
 
 def backends_listing() -> str:
     """Options every backend shares, then each backend with its own options and defaults."""
-    from instructkit.trainers import TrainerOptions, describe_options, list_trainers
+    from instructkit.train.base import TrainerOptions, describe_options, list_trainers
 
     common = {opt["name"]: opt for opt in describe_options(TrainerOptions)}
     lines = ["Options of every backend (-o KEY=VALUE):", *_option_lines(common.values())]
@@ -161,3 +156,9 @@ def _option_lines(options: Any) -> list[str]:
         lines.append(f"  {opt['name']} ({opt['type']}, default {opt['default']}{choices})")
         lines.append(f"      {opt['help']}")
     return lines
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``train``."""
+    cli.add_command(train)

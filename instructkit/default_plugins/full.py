@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from instructkit.hf_training import HFTrainer
 from instructkit.hookspecs import hookimpl
-from instructkit.trainers import TrainerOptions, option
+from instructkit.train.base import TrainerOptions, option
+from instructkit.train.hf import HFTrainer
 
 
 @dataclass

@@ -10,7 +10,7 @@ from instructkit.hookspecs import hookimpl
 @hookimpl
 def register_metrics(register: Any) -> None:
     """Register ``rouge`` and ``exact_match``."""
-    from instructkit.metrics import ExactMatch, Rouge
+    from instructkit.evaluate.metrics import ExactMatch, Rouge
 
     register(Rouge())
     register(ExactMatch())

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from instructkit.errors import OptionsError
-from instructkit.hf_training import HFTrainer, peft_task_type, trainable_parameters
 from instructkit.hookspecs import hookimpl
-from instructkit.trainers import TrainerOptions, TrainRun, option
+from instructkit.train.base import TrainerOptions, TrainRun, option
+from instructkit.train.hf import HFTrainer, peft_task_type, trainable_parameters
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from instructkit.errors import SourceError
 from instructkit.hookspecs import hookimpl
-from instructkit.sources import RawDataset, RawSplit, Source, from_files, from_hub
+from instructkit.render.sources import RawDataset, RawSplit, Source, from_files, from_hub
 
 
 class LayoutPreset(Source):

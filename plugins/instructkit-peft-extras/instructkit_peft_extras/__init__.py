@@ -12,8 +12,14 @@ from typing import Any
 import click
 
 import instructkit
-from instructkit.hf_training import HFTrainer, peft_task_type, trainable_parameters
-from instructkit.trainers import TrainerOptions, TrainRun, option
+from instructkit import (
+    HFTrainer,
+    TrainerOptions,
+    TrainRun,
+    option,
+    peft_task_type,
+    trainable_parameters,
+)
 
 
 @dataclass

@@ -1,0 +1,425 @@
+"""The instructkit dataset directory: the artifact every stage reads and writes.
+
+Layout (``datasets.load_from_disk`` reads it as a ``DatasetDict``)::
+
+    out/
+      dataset_dict.json            {"splits": [...]}
+      instructkit.json             the manifest (see artifacts/manifest.py)
+      <split>/data-0000i-of-0000N.arrow   Arrow IPC stream shards
+      <split>/dataset_info.json    features
+      <split>/state.json           shard list and a content fingerprint
+
+We write the layout ourselves instead of calling ``save_to_disk`` so that rows can be streamed
+(memory bounded by the batch, not the dataset) and so that the same rows give the same bytes:
+the fingerprint is derived from the shard hashes, never random.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from instructkit.errors import DatasetDirError, OutputError, OutputExistsError
+
+DATASET_DICT_NAME = "dataset_dict.json"
+
+# The split names every stage uses: render writes them, mix blends train and carries the
+# evaluation splits, train and evaluate read them.
+SPLITS = ("train", "validation", "test")
+EVAL_SPLITS = SPLITS[1:]
+
+# The row contract shared by render, mix, train and evaluate (TRL's prompt/completion + provenance).
+# `references` always holds every reference of the row (just the completion when there is one),
+# so splits from different tasks share one schema and can be concatenated.
+SCHEMA = pa.schema(
+    [
+        pa.field("prompt", pa.string()),
+        pa.field("completion", pa.string()),
+        pa.field("references", pa.list_(pa.string())),
+        pa.field("task", pa.string()),
+        pa.field("template_id", pa.string()),
+        pa.field("example_id", pa.string()),
+        pa.field("source_split", pa.string()),
+        pa.field("source_index", pa.int64()),
+    ]
+)
+REQUIRED_COLUMNS = ("prompt", "completion")
+DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- atomic output
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory that becomes ``out`` only if the block finishes.
+
+    Any exception (including Ctrl-C) removes the temporary directory, so a failed run leaves
+    neither a half-written dataset nor a clobbered previous one.
+    """
+    target = Path(out)
+    check_output_path(target, overwrite)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    with _output_errors(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with _output_errors(target):
+        _replace_dir(tmp, target)
+
+
+def check_output_path(target: Path, overwrite: bool) -> None:
+    """Refuse an existing output without --overwrite, and a file where a directory must go."""
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"Output '{target}' is a file: remove it or choose another path.")
+    if target.exists() and not overwrite:
+        raise OutputExistsError(
+            f"Output '{target}' already exists: pass --overwrite to replace it."
+        )
+
+
+@contextlib.contextmanager
+def _output_errors(target: Path) -> Iterator[None]:
+    """Turn the file system's refusals into one line that names the path and the reason."""
+    try:
+        yield
+    except OSError as ex:
+        raise OutputError(f"Cannot create output '{target}': {why_unwritable(target, ex)}.") from ex
+
+
+def why_unwritable(target: Path, ex: OSError) -> str:
+    """The most useful reason an output path cannot be written: a file in the way, else errno."""
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"'{parent}' is a file"
+            break
+    return ex.strerror or str(ex)
+
+
+def check_output_file(path: str | os.PathLike[str]) -> Path:
+    """Fail early, in one line, when an output file's folder is a file or cannot be written."""
+    target = Path(path)
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"Cannot write '{target}': '{parent}' is a file.")
+            if not os.access(parent, os.W_OK):
+                raise OutputError(f"Cannot write '{target}': '{parent}' is not writable.")
+            break
+    return target
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def features_json(schema: pa.Schema) -> dict[str, Any]:
+    """The ``datasets`` Features description of an Arrow schema (the types we write).
+
+    Written in the form every ``datasets`` release we support (>=2.19) reads: a list is a
+    ``Sequence`` (datasets 4+ reads it as ``List``, the same Arrow type), a list of structs is a
+    one-element JSON list. datasets 4's own ``"_type": "List"`` is unknown below 4.0.
+    """
+    return {f.name: _feature(f.type) for f in schema}
+
+
+def _feature(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_list(arrow_type):
+        if pa.types.is_struct(arrow_type.value_type):  # Sequence(dict) means dict of lists
+            return [_feature(arrow_type.value_type)]
+        return {"feature": _feature(arrow_type.value_type), "_type": "Sequence"}
+    if pa.types.is_large_list(arrow_type):  # newer datasets only; SCHEMA has no large lists
+        return {"feature": _feature(arrow_type.value_type), "_type": "LargeList"}
+    if pa.types.is_struct(arrow_type):
+        return {f.name: _feature(f.type) for f in arrow_type}
+    dtype = {
+        pa.string(): "string",
+        pa.large_string(): "large_string",
+        pa.int64(): "int64",
+        pa.int32(): "int32",
+        pa.float64(): "float64",
+        pa.float32(): "float32",
+        pa.bool_(): "bool",
+    }.get(arrow_type)
+    if dtype is None:
+        raise TypeError(f"unsupported column type {arrow_type}")
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def _schema_with_hf_metadata(schema: pa.Schema) -> pa.Schema:
+    info = json.dumps({"info": {"features": features_json(schema)}}, sort_keys=True)
+    return schema.with_metadata({"huggingface": info})
+
+
+@dataclass
+class ShardInfo:
+    filename: str
+    num_rows: int
+    sha256: str
+
+
+@dataclass
+class SplitInfo:
+    name: str
+    num_rows: int = 0
+    shards: list[ShardInfo] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "num_rows": self.num_rows,
+            "shards": [vars(s) for s in self.shards],
+        }
+
+
+class _HashingFile:
+    """A binary file that hashes what is written through it: shards are never read back."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "wb")  # closed by close(), as the IPC writer expects of a sink
+        self.digest = hashlib.sha256()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class SplitWriter:
+    """Stream record batches of one split into Arrow shards.
+
+    Shards roll over by row count (``rows_per_shard``, e.g. from ``--num-shards``) or by size
+    (``max_shard_bytes``). Shard names get their ``-of-N`` suffix when the split is closed.
+    """
+
+    def __init__(
+        self,
+        dataset_dir: Path,
+        split: str,
+        schema: pa.Schema = SCHEMA,
+        rows_per_shard: int | None = None,
+        max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    ) -> None:
+        self.dir = Path(dataset_dir) / split
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.schema = _schema_with_hf_metadata(schema)
+        self.rows_per_shard = rows_per_shard
+        self.max_shard_bytes = max_shard_bytes
+        self.info = SplitInfo(name=split)
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._file: _HashingFile | None = None
+        self._shard_rows = 0
+        self._shard_bytes = 0
+        self._parts: list[tuple[Path, int, _HashingFile]] = []
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Append rows; the batch's columns must match the split's schema."""
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        table = table.select(self.schema.names).cast(self.schema)
+        offset = 0
+        while offset < table.num_rows:
+            room = self._room_in_shard()
+            piece = table.slice(offset, room if room is not None else table.num_rows - offset)
+            self._write_piece(piece)
+            offset += piece.num_rows
+
+    def _room_in_shard(self) -> int | None:
+        if self.rows_per_shard is None:
+            return None
+        if self._writer is not None and self._shard_rows >= self.rows_per_shard:
+            self._close_shard()
+        return self.rows_per_shard - self._shard_rows
+
+    def _write_piece(self, piece: pa.Table) -> None:
+        if self._writer is not None and self._shard_bytes >= self.max_shard_bytes:
+            self._close_shard()
+        if self._writer is None:
+            self._open_shard()
+        assert self._writer is not None
+        for record_batch in piece.to_batches(max_chunksize=10_000):
+            self._writer.write_batch(record_batch)
+        self._shard_rows += piece.num_rows
+        self._shard_bytes += piece.nbytes
+        path, rows, file = self._parts[-1]
+        self._parts[-1] = (path, rows + piece.num_rows, file)
+
+    def _open_shard(self) -> None:
+        path = self.dir / f".shard-{len(self._parts):05d}.arrow"
+        self._file = _HashingFile(path)
+        self._writer = pa.ipc.new_stream(self._file, self.schema)
+        self._parts.append((path, 0, self._file))
+
+    def _close_shard(self) -> None:
+        if self._writer is not None:
+            self._writer.close()  # writes the end-of-stream marker, leaves the file open
+        if self._file is not None:
+            self._file.close()
+        self._writer = None
+        self._file = None
+        self._shard_rows = 0
+        self._shard_bytes = 0
+
+    def close(self) -> SplitInfo:
+        """Finish the split: name the shards, write state.json and dataset_info.json."""
+        self._close_shard()
+        if not self._parts:  # an empty split still needs one (empty) shard to load
+            self._open_shard()
+            self._close_shard()
+        total = len(self._parts)
+        for index, (path, rows, file) in enumerate(self._parts):
+            final = self.dir / f"data-{index:05d}-of-{total:05d}.arrow"
+            path.rename(final)
+            self.info.shards.append(ShardInfo(final.name, rows, file.digest.hexdigest()))
+            self.info.num_rows += rows
+        self._write_metadata()
+        return self.info
+
+    def _write_metadata(self) -> None:
+        fingerprint = hashlib.sha256(
+            "".join(s.sha256 for s in self.info.shards).encode()
+        ).hexdigest()[:16]
+        state: dict[str, Any] = {
+            "_data_files": [{"filename": s.filename} for s in self.info.shards],
+            "_fingerprint": fingerprint,
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": self.info.name,
+        }
+        info = {
+            "citation": "",
+            "description": "",
+            "features": features_json(self.schema),
+            "homepage": "",
+            "license": "",
+        }
+        write_json(self.dir / "state.json", state)
+        write_json(self.dir / "dataset_info.json", info)
+
+
+def rows_per_shard(num_rows: int, num_shards: int | None) -> int | None:
+    """Rows per shard so that ``num_shards`` shards hold ``num_rows`` (None: roll by size)."""
+    if not num_shards:
+        return None
+    return max(1, -(-num_rows // num_shards))
+
+
+def write_split(
+    dataset_dir: Path,
+    split: str,
+    batches: Iterable[pa.RecordBatch | pa.Table],
+    schema: pa.Schema = SCHEMA,
+    rows_per_shard: int | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> SplitInfo:
+    """Write one split from an iterable of batches and return what was written."""
+    writer = SplitWriter(dataset_dir, split, schema, rows_per_shard, max_shard_bytes)
+    for batch in batches:
+        writer.write(batch)
+    return writer.close()
+
+
+def write_dataset_dict(dataset_dir: Path, splits: Iterable[str]) -> None:
+    write_json(Path(dataset_dir) / DATASET_DICT_NAME, {"splits": list(splits)})
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Sorted keys, no timestamps: the same data gives the same bytes."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- reading
+
+
+def check_dataset_dir(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` if it is a dataset directory, else raise a DatasetDirError saying why."""
+    root = Path(path)
+    if not root.exists():
+        raise DatasetDirError(f"Dataset directory '{root}' does not exist.")
+    if not (root / DATASET_DICT_NAME).is_file():
+        raise DatasetDirError(
+            f"'{root}' is not an instructkit dataset (no {DATASET_DICT_NAME}): "
+            f"create one with 'instructkit render' or 'instructkit mix'."
+        )
+    return root
+
+
+def list_splits(path: str | os.PathLike[str]) -> list[str]:
+    root = check_dataset_dir(path)
+    try:
+        return list(json.loads((root / DATASET_DICT_NAME).read_text())["splits"])
+    except (ValueError, KeyError) as ex:
+        raise DatasetDirError(f"'{root / DATASET_DICT_NAME}' is corrupt: {ex}.") from ex
+
+
+def open_split(path: str | os.PathLike[str], split: str) -> pa.Table:
+    """Memory-map one split's shards as a single Arrow table (no copy into RAM)."""
+    splits = list_splits(path)
+    if split not in splits:
+        raise DatasetDirError(
+            f"Split '{split}' not found in '{path}': it has {', '.join(splits) or 'no splits'}."
+        )
+    split_dir = Path(path) / split
+    state = json.loads((split_dir / "state.json").read_text())
+    tables = [_read_shard(split_dir / f["filename"]) for f in state["_data_files"]]
+    if not tables:
+        raise DatasetDirError(f"Split '{split}' of '{path}' has no shards.")
+    return pa.concat_tables(tables)
+
+
+def _read_shard(path: Path) -> pa.Table:
+    try:
+        source = pa.memory_map(str(path))
+        return pa.ipc.open_stream(source).read_all()
+    except (OSError, pa.ArrowInvalid) as ex:
+        raise DatasetDirError(f"Shard '{path}' cannot be read: {ex}.") from ex
+
+
+def require_columns(table: pa.Table, columns: Iterable[str], where: str) -> None:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise DatasetDirError(
+            f"{where} has no {', '.join(repr(c) for c in missing)} column: "
+            f"it has {', '.join(table.column_names)}. Render it with 'instructkit render'."
+        )

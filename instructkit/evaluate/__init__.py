@@ -1,0 +1,1 @@
+"""Evaluate: generation, scoring, predictions files, metrics, forgetting."""

@@ -1,0 +1,1 @@
+"""Mix: rendered datasets -> one exact blend (spec, plan, quotas, hygiene, write)."""

@@ -1,0 +1,235 @@
+"""Write a planned mixture: the streamed train split, the per-task eval splits, the manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from instructkit import __version__
+from instructkit.artifacts import dataset as artifact
+from instructkit.artifacts.dataset import EVAL_SPLITS
+from instructkit.artifacts.inspect import write_composition_chart
+from instructkit.artifacts.manifest import write_manifest
+from instructkit.mix.plan import MixResult, TaskInput
+from instructkit.mix.quotas import TaskDraw, schedule_chunks
+from instructkit.progress import progress_bar
+
+# Rows gathered per write: sized by bytes, because each taken row costs a fixed overhead per
+# source batch (fewer, larger chunks amortise it) while a chunk is held in memory twice.
+T = TypeVar("T")
+
+CHUNK_BYTES = 64 * 1024 * 1024
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 8_192, 1_048_576
+
+
+def chunk_rows(tables: Sequence[pa.Table]) -> int:
+    """Rows per output chunk so that a chunk holds about CHUNK_BYTES."""
+    rows = sum(t.num_rows for t in tables)
+    row_bytes = sum(t.nbytes for t in tables) / rows if rows else 1.0
+    return int(min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, CHUNK_BYTES / max(row_bytes, 1.0))))
+
+
+class RowGatherer:
+    """Take rows by global index from several memory-mapped tables without copying them whole.
+
+    ``Table.take`` on a table of many record batches first concatenates each column, which
+    reads every input into RAM; taking from each batch separately keeps memory at one chunk.
+    """
+
+    def __init__(self, tables: Sequence[pa.Table]) -> None:
+        self.batches = [
+            batch.replace_schema_metadata(None)
+            for table in tables
+            for batch in table.select(artifact.SCHEMA.names).to_batches()
+            if batch.num_rows
+        ]
+        self.starts = np.cumsum([0] + [b.num_rows for b in self.batches])
+        self.table_starts = np.cumsum([0] + [t.num_rows for t in tables])
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        """The rows at global positions ``rows`` (table offset + row), in that order."""
+        batch_of_row = np.searchsorted(self.starts, rows, side="right") - 1
+        order = np.argsort(batch_of_row, kind="stable")
+        sorted_batches = batch_of_row[order]
+        local = (rows - self.starts[batch_of_row])[order]
+        cuts = np.flatnonzero(np.diff(sorted_batches)) + 1
+        parts = [
+            self.batches[sorted_batches[start]].take(pa.array(local[start:stop]))
+            for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True)
+            if stop > start
+        ]
+        # One contiguous batch first: take() on a table of many chunks is much slower.
+        gathered = pa.concat_batches(parts)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return pa.Table.from_batches([gathered.take(pa.array(inverse))])
+
+
+COMPOSITION_CHART = "composition.png"
+
+
+def write_mixture(
+    result: MixResult,
+    inputs: list[TaskInput],
+    draws: list[TaskDraw],
+    out: Path,
+    overwrite: bool,
+    num_shards: int | None,
+    quiet: bool,
+    command: Mapping[str, Any] | None,
+) -> None:
+    """Write the dataset directory atomically and fill in ``result``'s written fields."""
+    names = [i.name for i in inputs]
+    with artifact.atomic_output_dir(out, overwrite=overwrite) as tmp:
+        split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
+        for split in EVAL_SPLITS:
+            tables = [
+                _eval_table(i, split, result.spec.eval_cap) for i in inputs if split in i.evaluation
+            ]
+            if tables:
+                split_infos[split] = artifact.write_split(tmp, split, tables)
+        artifact.write_dataset_dict(tmp, split_infos)
+        result.splits = {name: info.num_rows for name, info in split_infos.items()}
+        result.manifest = build_manifest(result, inputs, split_infos, names, command)
+        write_manifest(tmp, result.manifest)
+        # the composition is easier seen than read: a chart beside the manifest, always
+        write_composition_chart({"manifest": result.manifest}, tmp / COMPOSITION_CHART)
+    result.out = out
+
+
+def _write_train(
+    tmp: Path,
+    inputs: list[TaskInput],
+    draws: list[TaskDraw],
+    result: MixResult,
+    num_shards: int | None,
+    quiet: bool,
+) -> artifact.SplitInfo:
+    total = sum(d.quota for d in draws)
+    writer = artifact.SplitWriter(
+        tmp, "train", rows_per_shard=artifact.rows_per_shard(total, num_shards)
+    )
+    checker = _PrefixChecker([d.quota for d in draws])
+    with progress_bar(total, "mix train", quiet) as bar:
+        for task_ids, chunk in _ahead(_train_chunks(inputs, draws)):
+            writer.write(chunk)
+            checker.update(task_ids)
+            bar.update(len(task_ids))
+    result.max_prefix_deviation = checker.worst / total if total else 0.0
+    return writer.close()
+
+
+def _train_chunks(
+    inputs: list[TaskInput], draws: list[TaskDraw]
+) -> Iterator[tuple[np.ndarray, pa.Table]]:
+    """The train split in order, a chunk at a time: (task index per row, rows)."""
+    gatherer = RowGatherer([i.train for i in inputs])
+    task_names = pa.array([i.name for i in inputs], type=pa.string())
+    done = np.zeros(len(draws), dtype=np.int64)
+    quotas = [d.quota for d in draws]
+    for task_ids in schedule_chunks(quotas, chunk_rows([i.train for i in inputs])):
+        rows = np.empty(len(task_ids), dtype=np.int64)
+        for t, draw in enumerate(draws):
+            at = np.flatnonzero(task_ids == t)
+            start = int(done[t])
+            rows[at] = draw.rows(start, start + len(at)) + gatherer.table_starts[t]
+            done[t] += len(at)
+        chunk = gatherer.take(rows)
+        task_column = pc.take(task_names, task_ids)
+        yield task_ids, chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
+
+
+def _ahead(items: Iterator[T]) -> Iterator[T]:
+    """Produce the next item in a worker thread while the caller consumes the current one.
+
+    Arrow's take and the shard writes release the GIL, so gathering chunk k+1 overlaps
+    writing chunk k; only one thread ever advances ``items``.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(next, items, None)
+        while (item := future.result()) is not None:
+            future = pool.submit(next, items, None)
+            yield item
+
+
+class _PrefixChecker:
+    """Measure the schedule's largest prefix error while it is written (for the manifest)."""
+
+    def __init__(self, quotas: Sequence[int]) -> None:
+        self.quotas, self.total = list(quotas), sum(quotas)
+        self.counts = np.zeros(len(quotas), dtype=np.int64)
+        self.done, self.worst = 0, 0
+
+    def update(self, task_ids: np.ndarray) -> None:
+        positions = np.arange(self.done + 1, self.done + len(task_ids) + 1, dtype=np.int64)
+        for t, q in enumerate(self.quotas):
+            running = self.counts[t] + np.cumsum(task_ids == t)
+            error = np.abs(running * self.total - positions * q).max(initial=0)
+            self.worst = max(self.worst, int(error))
+            if len(running):
+                self.counts[t] = running[-1]
+        self.done += len(task_ids)
+
+
+def _eval_table(task: TaskInput, split: str, cap: int | None) -> pa.Table:
+    table = task.evaluation[split]
+    if cap is not None:
+        table = table.slice(0, cap)  # the first rows: the same ones for every seed and epoch
+    table = table.select(artifact.SCHEMA.names).replace_schema_metadata(None)
+    names = pa.array([task.name] * table.num_rows, type=pa.string())
+    return table.set_column(table.schema.get_field_index("task"), "task", names)
+
+
+def build_manifest(
+    result: MixResult,
+    inputs: list[TaskInput],
+    split_infos: dict[str, artifact.SplitInfo],
+    names: list[str],
+    command: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The mixture's manifest: spec, inputs, target vs realized per task, hygiene, shards."""
+    total = result.total
+    target_total = sum(t.target_rows for t in result.tasks)
+    tasks = []
+    for plan, task in zip(result.tasks, inputs, strict=True):
+        entry = plan.to_json(total, target_total)
+        entry.update(
+            fingerprint=task.fingerprint,
+            input_manifest=task.manifest,
+            metrics=task.metrics,
+        )
+        tasks.append(entry)
+    return {
+        "kind": "mix",
+        "instructkit_version": __version__,
+        "command": dict(command) if command is not None else None,
+        "seed": result.spec.seed,
+        "epoch": result.epoch,
+        "spec": result.spec.to_json(),
+        "total": total,
+        "tasks": tasks,
+        "metrics": {task.name: task.metrics for task in inputs},
+        "counts": _counts(result, names),
+        "prefix_deviation": {"max": result.max_prefix_deviation, "bound": 1},
+        "dedup": {
+            "enabled": result.spec.dedup,
+            "removed": {t.name: t.duplicates for t in result.tasks},
+        },
+        "decontamination": result.contamination,
+        "splits": {name: info.to_json() for name, info in split_infos.items()},
+    }
+
+
+def _counts(result: MixResult, names: list[str]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {"train": {t.name: t.quota for t in result.tasks}}
+    for split in EVAL_SPLITS:
+        per_task = {t.name: t.eval_rows[split] for t in result.tasks if split in t.eval_rows}
+        if per_task:
+            counts[split] = per_task
+    return counts

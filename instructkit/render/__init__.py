@@ -1,0 +1,1 @@
+"""Render: raw data -> (prompt, completion) pairs through template packs."""

@@ -1,0 +1,322 @@
+"""Turn one batch of kept source rows into output rows; optionally across worker processes.
+
+A batch is rendered template by template (each template sees only the rows assigned to it),
+then put back in source order, template order within an example. Workers get whole batches and
+results are consumed in submission order, so the bytes do not depend on ``--num-proc``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from instructkit.artifacts.dataset import SCHEMA
+from instructkit.errors import RenderError
+from instructkit.render.budget import TokenBudget
+from instructkit.render.fast import (
+    bool_array,
+    bool_numpy,
+    index_array,
+    offsets_array,
+    render_batch,
+    render_completions,
+    repeat_text,
+)
+from instructkit.render.templates import CompiledTemplate
+
+
+@dataclass
+class BatchJob:
+    """Kept rows of one source batch with what the renderer needs to know about them."""
+
+    table: pa.Table
+    example_ids: pa.Array
+    source_split: str
+    source_index: np.ndarray
+    assignment: np.ndarray | None  # template index per row; None renders every template
+
+
+@dataclass
+class BatchResult:
+    table: pa.Table
+    examples: int = 0
+    counts: Counter = field(default_factory=Counter)
+    truncated: Counter = field(default_factory=Counter)
+    over_budget: Counter = field(default_factory=Counter)
+    empty_prompts: Counter = field(default_factory=Counter)
+    prompt_tokens: dict[str, np.ndarray] = field(default_factory=dict)
+    completion_tokens: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class BatchRenderer:
+    """Renders batches for one output split with a fixed set of templates."""
+
+    task: str
+    templates: list[CompiledTemplate]
+    references: dict[str, list[str]]
+    trim_field: str | None = None
+    budget: TokenBudget | None = None
+    fail_on_empty: bool = False  # an empty prompt stops the run instead of being counted
+
+    def __call__(self, job: BatchJob) -> BatchResult:
+        # Not SCHEMA.empty_table(): that imports pandas (see fastrender's Arrow helpers).
+        empty = pa.Table.from_batches([], schema=SCHEMA)
+        result = BatchResult(table=empty, examples=job.table.num_rows)
+        pieces, order = [], []
+        for index, template in enumerate(self.templates):
+            rows = _rows_for(job, index)
+            if len(rows) == 0:
+                continue
+            pieces.append(self._render_template(template, job, rows, result))
+            order.append(rows * len(self.templates) + index)
+        if pieces:
+            # One contiguous table first: take() on many chunks is several times slower.
+            table = pa.concat_tables(pieces).combine_chunks()
+            result.table = table.take(index_array(np.argsort(np.concatenate(order), kind="stable")))
+        return result
+
+    def _render_template(
+        self, template: CompiledTemplate, job: BatchJob, rows: np.ndarray, result: BatchResult
+    ) -> pa.Table:
+        every_row = len(rows) == job.table.num_rows  # 'all': no copy of the batch per template
+        sub = job.table if every_row else job.table.take(index_array(rows))
+
+        def describe(i: int) -> str:
+            row = int(rows[i])
+            return (
+                f"row {job.source_split}[{int(job.source_index[row])}] "
+                f"(example_id '{job.example_ids[row].as_py()}')"
+            )
+
+        prompt, completion = render_batch(template, sub, describe)
+        if self.budget is not None:
+            prompt, completion = self._apply_budget(
+                template, sub, prompt, completion, describe, result
+            )
+        self._count_empty(template, prompt, describe, result)
+        references = self._references(template, sub, completion, describe)
+        n = len(rows)
+        result.counts[template.template_id] += n
+        return pa.table(
+            {
+                "prompt": prompt,
+                "completion": completion,
+                "references": references,
+                "task": repeat_text(self.task, n),
+                "template_id": repeat_text(template.template_id, n),
+                "example_id": job.example_ids
+                if every_row
+                else job.example_ids.take(index_array(rows)),
+                "source_split": repeat_text(job.source_split, n),
+                "source_index": index_array(job.source_index[rows]),
+            },
+            schema=SCHEMA,
+        )
+
+    def _count_empty(self, template, prompt: pa.Array, describe, result: BatchResult) -> None:
+        empty = ~present(prompt)
+        if not empty.any():
+            return
+        if self.fail_on_empty:
+            raise RenderError(
+                f"Template '{self.task}/{template.template_id}' rendered an empty prompt for "
+                f"{describe(int(np.argmax(empty)))}: fix the template or the data, or drop "
+                f"--on-empty fail to count such rows instead."
+            )
+        result.empty_prompts[template.template_id] += int(empty.sum())
+
+    def _apply_budget(self, template, sub, prompt, completion, describe, result):
+        budget = self.budget
+        assert budget is not None
+        prompt_len = budget.count(prompt)
+        limit = budget.max_prompt_tokens
+        if limit is not None and (prompt_len > limit).any():
+            prompt, completion, prompt_len = self._trim(
+                template, sub, prompt, completion, prompt_len, describe, result
+            )
+        completion_len = budget.count(completion)
+        if budget.max_completion_tokens is not None:
+            over = int((completion_len > budget.max_completion_tokens).sum())
+            result.over_budget[f"{template.template_id}:completion"] += over
+        tid = template.template_id
+        result.prompt_tokens[tid] = _append(result.prompt_tokens.get(tid), prompt_len)
+        result.completion_tokens[tid] = _append(result.completion_tokens.get(tid), completion_len)
+        return prompt, completion
+
+    def _trim(self, template, sub, prompt, completion, prompt_len, describe, result):
+        budget = self.budget
+        assert budget is not None and budget.max_prompt_tokens is not None
+        prompts, completions = prompt.to_pylist(), completion.to_pylist()
+        lengths = prompt_len.copy()
+        trimmable = self.trim_field is not None and self.trim_field in template.fields["prompt"]
+        for i in np.nonzero(prompt_len > budget.max_prompt_tokens)[0]:
+            fitted = None
+            if trimmable:
+                row = sub.slice(int(i), 1).to_pylist()[0]
+                fitted = budget.fit_prompt(template, row, self.trim_field, describe(int(i)))
+            if fitted is None:
+                result.over_budget[f"{template.template_id}:prompt"] += 1
+                continue
+            prompts[i], completions[i] = fitted
+            lengths[i] = budget.count([fitted[0]])[0]
+            result.truncated[template.template_id] += 1
+        return pa.array(prompts, pa.string()), pa.array(completions, pa.string()), lengths
+
+    def _references(self, template, sub, completion, describe) -> pa.Array:
+        varied = [f for f in template.fields["completion"] if f in self.references]
+        if template.kind != "original" or not varied:
+            offsets = offsets_array(np.arange(len(completion) + 1))
+            return pa.ListArray.from_arrays(offsets, completion)
+        count = max(len(self.references[f]) for f in varied)
+        rendered = [self._reference(template, sub, varied, i, describe) for i in range(count)]
+        return _reference_lists(rendered, completion)
+
+    def _reference(self, template, sub, varied, i, describe) -> pa.Array:
+        valid = np.ones(sub.num_rows, dtype=bool)
+        table = sub
+        for name in varied:
+            columns = self.references[name]
+            if i >= len(columns) or columns[i] not in sub.column_names:
+                return pa.nulls(sub.num_rows, pa.string())
+            column = sub.column(columns[i])
+            has = present(column)
+            valid &= has
+            # Rows without this reference render the first one, then drop out below.
+            table = table.set_column(
+                table.column_names.index(name),
+                name,
+                pc.if_else(bool_array(has), column, sub.column(name)),
+            )
+        rendered = render_completions(template, table, describe)
+        return pc.if_else(bool_array(valid), rendered, pa.nulls(sub.num_rows, pa.string()))
+
+
+def _reference_lists(rendered: list[pa.Array], completion: pa.Array) -> pa.ListArray:
+    """Each row's rendered references in variant order, or its completion when it has none."""
+    n = len(completion)
+    have = np.stack([bool_numpy(variant.is_valid()) for variant in rendered])
+    # One candidate table, variants first and the completion last: row r of candidate v sits
+    # at v * n + r; picking candidates row by row keeps the variant order within a row.
+    chosen = np.vstack([have, ~have.any(axis=0)])
+    rows, candidates = np.nonzero(chosen.T)
+    values = pa.concat_arrays([*rendered, completion]).take(index_array(candidates * n + rows))
+    offsets = np.concatenate([[0], np.cumsum(chosen.sum(axis=0))])
+    return pa.ListArray.from_arrays(offsets_array(offsets), values)
+
+
+def _rows_for(job: BatchJob, template_index: int) -> np.ndarray:
+    if job.assignment is None:
+        return np.arange(job.table.num_rows)
+    return np.nonzero(job.assignment == template_index)[0]
+
+
+def present(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """True where a text value is there and not blank."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return bool_numpy(column.is_valid())
+    # An anchored regex stops at the first visible character; trimming would copy every value.
+    blank = pc.match_substring_regex(column, r"^\s*$")
+    # Kleene logic: a null value is 'valid = false', so its null 'blank' does not matter.
+    return bool_numpy(pc.and_not_kleene(column.is_valid(), blank))
+
+
+def _append(existing: np.ndarray | None, values: np.ndarray) -> np.ndarray:
+    return values if existing is None else np.concatenate([existing, values])
+
+
+class FixedChunks:
+    """Write rows in record batches of a fixed size, whatever size they were rendered in.
+
+    The Arrow stream records batch boundaries, so this is what makes the shard bytes
+    independent of the batch size and the number of workers.
+    """
+
+    rows = 8192
+
+    def __init__(self, write) -> None:
+        self.write = write
+        self.pending: list[pa.Table] = []
+        self.count = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.count += table.num_rows
+        if self.count >= self.rows:
+            self._emit(final=False)
+
+    def flush(self) -> None:
+        self._emit(final=True)
+
+    def _emit(self, final: bool) -> None:
+        if not self.pending:
+            return
+        # Combined first, then sliced: the IPC writer pads a slice's buffers differently from
+        # an exactly sized array, so combining slice by slice would change the shard bytes.
+        table = pa.concat_tables(self.pending).combine_chunks()
+        full = table.num_rows if final else table.num_rows - table.num_rows % self.rows
+        for start in range(0, full, self.rows):
+            self.write(table.slice(start, min(self.rows, full - start)))
+        rest = table.slice(full)
+        self.pending = [rest] if rest.num_rows else []
+        self.count = rest.num_rows
+
+
+# ---------------------------------------------------------------- running batches
+
+_worker_renderer: BatchRenderer | None = None
+
+
+def _run_in_worker(job: BatchJob) -> BatchResult:
+    assert _worker_renderer is not None
+    return _worker_renderer(job)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C goes to the whole process group: only the parent handles it (it stops the pool).
+    # A worker interrupted inside a queue operation would leave the parent waiting forever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_batches(
+    renderer: BatchRenderer, jobs: Iterable[BatchJob], num_proc: int
+) -> Generator[BatchResult, None, None]:
+    """Render jobs in order; with ``num_proc`` > 1 in forked workers, a few batches ahead.
+
+    Close the generator (``contextlib.closing``) when stopping early: that stops the workers.
+    """
+    if num_proc <= 1:
+        yield from map(renderer, jobs)
+        return
+    global _worker_renderer
+    _worker_renderer = renderer  # forked workers inherit it: templates are compiled once
+    context = multiprocessing.get_context("fork")
+    pool = context.Pool(num_proc, initializer=_ignore_sigint)
+    try:
+        yield from _in_order(pool.apply_async, jobs, window=2 * num_proc)
+        pool.close()
+    except BaseException:  # Ctrl-C, an error, or the consumer closing us early
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _in_order(submit: Callable, jobs: Iterable[BatchJob], window: int) -> Iterator[BatchResult]:
+    # A bounded window keeps memory flat: only a few batches are in flight at any time.
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(submit(_run_in_worker, (job,)))
+        if len(pending) >= window:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
