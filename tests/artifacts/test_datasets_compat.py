@@ -13,10 +13,10 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 
-from instructkit.artifact import SCHEMA, features_json
+from instructkit.artifacts.dataset import SCHEMA, features_json
 from instructkit.testing import make_tiny_dataset
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _types(features: dict) -> set[str]:
