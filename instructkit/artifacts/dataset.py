@@ -150,13 +150,22 @@ def _replace_dir(tmp: Path, target: Path, overwrite: bool = True, kind: str | No
 
 
 def features_json(schema: pa.Schema) -> dict[str, Any]:
-    """The ``datasets`` Features description of an Arrow schema (the types we write)."""
+    """The ``datasets`` Features description of an Arrow schema (the types we write).
+
+    Written in the form every ``datasets`` release we support (>=2.19) reads: a list is a
+    ``Sequence`` (datasets 4+ reads it as ``List``, the same Arrow type), a list of structs is a
+    one-element JSON list. datasets 4's own ``"_type": "List"`` is unknown below 4.0.
+    """
     return {f.name: _feature(f.type) for f in schema}
 
 
-def _feature(arrow_type: pa.DataType) -> dict[str, Any]:
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        return {"feature": _feature(arrow_type.value_type), "_type": "List"}
+def _feature(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_list(arrow_type):
+        if pa.types.is_struct(arrow_type.value_type):  # Sequence(dict) means dict of lists
+            return [_feature(arrow_type.value_type)]
+        return {"feature": _feature(arrow_type.value_type), "_type": "Sequence"}
+    if pa.types.is_large_list(arrow_type):  # newer datasets only; SCHEMA has no large lists
+        return {"feature": _feature(arrow_type.value_type), "_type": "LargeList"}
     if pa.types.is_struct(arrow_type):
         return {f.name: _feature(f.type) for f in arrow_type}
     dtype = {
