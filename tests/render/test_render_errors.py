@@ -63,8 +63,15 @@ def test_ctrl_c_with_workers_exits_130_and_leaves_nothing(tmp_path):
     command = [sys.executable, "-m", "instructkit", "render", str(data), "--templates", str(pack)]
     command += ["--out", str(out), "--num-proc", "2", "-q", "--assignment", "all"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # A background job (nohup, `cmd &` in a script) inherits SIGINT ignored, and Python then
+    # keeps ignoring it: restore the default so the child behaves as on a terminal.
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
