@@ -122,6 +122,14 @@ def load_base_model(name_or_path: str, dtype: Any = None) -> Any:
         return auto.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as ex:
         raise ModelError(f"Could not load model '{name_or_path}': {_first_line(ex)}") from ex
+    except Exception as ex:
+        if "safetensor" not in type(ex).__name__.lower():
+            raise
+        # a truncated or corrupt model.safetensors (an interrupted copy or download)
+        raise ModelError(
+            f"Could not load model '{name_or_path}': its weights are damaged "
+            f"({_first_line(ex)}); copy or download the model again."
+        ) from ex
 
 
 @dataclass
@@ -157,7 +165,15 @@ def load_for_inference(model: str, adapter: str | None = None) -> LoadedModel:
     if adapter is not None:
         from peft import PeftModel
 
-        network = PeftModel.from_pretrained(network, adapter)
+        try:
+            network = PeftModel.from_pretrained(network, adapter)
+        except Exception as ex:
+            if "safetensor" not in type(ex).__name__.lower():
+                raise
+            raise ModelError(
+                f"Could not load adapter '{adapter}': its weights are damaged "
+                f"({_first_line(ex)}); copy it again or retrain it."
+            ) from ex
     network.eval()
     trained = trained_encoding(adapter or model).get("chat_template")
     return LoadedModel(
@@ -240,7 +256,10 @@ def chat_template_id(tokenizer: Any) -> str | None:
     template = getattr(tokenizer, "chat_template", None)
     if not template:
         return None
-    text = template if isinstance(template, str) else json.dumps(template, sort_keys=True)
+    if isinstance(template, str):
+        text = template
+    else:  # not written, only hashed
+        text = json.dumps(template, sort_keys=True, allow_nan=True)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

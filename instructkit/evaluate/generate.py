@@ -8,6 +8,7 @@ in the first batch) and the outputs are put back in input order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -39,10 +40,13 @@ class GenerationOptions:
         for name in ("max_new_tokens", "num_beams", "batch_size", "max_source_length"):
             if getattr(self, name) < 1:
                 raise OptionsError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if self.temperature <= 0:
-            raise OptionsError(f"temperature must be positive, got {self.temperature}.")
-        if not 0 < self.top_p <= 1:
-            raise OptionsError(f"top_p must be in (0, 1], got {self.top_p}.")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise OptionsError(
+                f"temperature (--temperature) must be a finite number above 0, "
+                f"got {self.temperature}."
+            )
+        if not 0 < self.top_p <= 1:  # also refuses nan
+            raise OptionsError(f"top_p (--top-p) must be in (0, 1], got {self.top_p}.")
         if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0):
             raise OptionsError(
                 "temperature and top_p only apply when sampling: add do_sample (--do-sample)."

@@ -11,6 +11,7 @@ functions: plugins import this module at load time and ``--help`` must stay fast
 from __future__ import annotations
 
 import contextlib
+import sys
 import types
 import warnings
 from collections.abc import Iterator
@@ -231,7 +232,11 @@ def build_hf_trainer(
         eval_dataset=validation.features if validation else None,
         data_collator=make_collator(tokenizer, base, seq2seq),
         processing_class=tokenizer,
-        callbacks=[final_step_callback(validation is not None), progress_callback(run.quiet)],
+        callbacks=[
+            final_step_callback(validation is not None),
+            progress_callback(run.quiet),
+            finite_loss_callback(options),
+        ],
     )
     trainer.remove_callback(PrinterCallback)  # HF prints every log dict when tqdm is off
     return trainer
@@ -287,6 +292,7 @@ def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: b
         weight_decay=options.weight_decay,
         lr_scheduler_type=options.lr_scheduler,
         logging_steps=options.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss must reach finite_loss_callback, not be hidden
         # eval_steps=0 means "only at the end": the final-step callback asks for that one
         eval_strategy="steps" if has_validation and eval_steps > 0 else "no",
         eval_steps=eval_steps or None,
@@ -339,15 +345,82 @@ def resolve_precision(precision: str) -> tuple[bool, bool]:
 
 
 def last_checkpoint(run: TrainRun) -> str | None:
-    """The newest checkpoint to resume from (None: start fresh, also when none was saved yet)."""
+    """The newest *complete* checkpoint to resume from (None: start fresh, also when none was
+    saved yet). A checkpoint that a kill -9 cut short while saving is skipped, and said so."""
     if not run.resume or not run.checkpoint_dir.is_dir():
         return None
-    from transformers.trainer_utils import get_last_checkpoint
+    numbered = []
+    for path in run.checkpoint_dir.glob("checkpoint-*"):
+        suffix = path.name.rpartition("-")[2]
+        if path.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), path))
+    for _, path in sorted(numbered, reverse=True):
+        if checkpoint_is_complete(path):
+            return str(path)
+        print(
+            f"instructkit: skipping incomplete {path.name} (interrupted while saving); "
+            f"resuming from the previous one.",
+            file=sys.stderr,
+        )
+    return None
 
-    return get_last_checkpoint(str(run.checkpoint_dir))
+
+def checkpoint_is_complete(path: Any) -> bool:
+    """A readable trainer_state.json and whole weight files (safetensors checked to the byte)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(path)
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    weights = list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
+    return bool(weights) and all(_weights_file_complete(w) for w in weights)
+
+
+def _weights_file_complete(path: Any) -> bool:
+    import json
+    import struct
+
+    try:
+        size = path.stat().st_size
+        if path.suffix != ".safetensors":
+            return size > 0
+        with open(path, "rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            if header_size > size - 8:
+                return False
+            header = json.loads(handle.read(header_size))
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        return 8 + header_size + max(ends, default=0) == size
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
+        return False
 
 
 # ---------------------------------------------------------------- callbacks
+
+
+def finite_loss_callback(options: TrainerOptions) -> Any:
+    """Stop at the first logged NaN/inf loss: never report success for broken weights."""
+    import math
+
+    from transformers import TrainerCallback
+
+    class FiniteLossCallback(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            for key in ("loss", "eval_loss"):
+                value = (logs or {}).get(key)
+                if isinstance(value, (int, float)) and not math.isfinite(value):
+                    which = "Training" if key == "loss" else "Validation"
+                    raise TrainerError(
+                        f"{which} loss became {value} at step {state.global_step} of "
+                        f"{state.max_steps}: the weights are no longer usable, so nothing was "
+                        f"written. Try a lower learning_rate (now {options.learning_rate:g}), "
+                        f"precision=fp32, or check that the model loads and predicts."
+                    )
+
+    return FiniteLossCallback()
 
 
 def final_step_callback(has_validation: bool) -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instructkit import output_guard
 from instructkit.artifacts.dataset import (
     REQUIRED_COLUMNS,
     check_output_path,
@@ -95,6 +96,7 @@ def run_training(
         options if isinstance(options, TrainerOptions) else build_options(trainer_cls, options)
     )
     dataset_dir = Path(dataset)
+    check_output_path(Path(out), overwrite, "train", [dataset_dir, model])
     tasks = check_train_input(dataset_dir, resolved)
     base_model = resolve_model(model)
     run = prepare_run(dataset_dir, backend, base_model, Path(out), resolved, overwrite, resume)
@@ -183,7 +185,7 @@ def prepare_run(
     resume: bool,
 ) -> TrainRun:
     """Check ``out`` and the checkpoint directory, and lay out a fresh staging directory."""
-    check_output_path(out, overwrite)
+    check_output_path(out, overwrite, "train", [dataset_dir, base_model])
     work = checkpoint_dir_for(out)
     state = _run_state(dataset_dir, backend, base_model, options)
     if resume:
@@ -316,14 +318,15 @@ def plot_loss(path: Path, log: list[dict[str, Any]], title: str) -> None:
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
+    old = output_guard.temp_sibling(target, "old")
+    if target.exists() or target.is_symlink():
+        output_guard.check_replaceable(target, "train")  # what appeared meanwhile: ours only
         target.rename(old)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(target)
+    output_guard.rename_no_replace(staging, target)
     shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
