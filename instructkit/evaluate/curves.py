@@ -253,7 +253,7 @@ def score_curves(
             curves.append(curve)
         curve_report = CurveReport(split, tasks, curves)
         (tmp / CURVE_JSON).write_text(
-            json.dumps(curve_report.to_json(), indent=2, ensure_ascii=False) + "\n"
+            json.dumps(curve_report.to_json(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         )
         (tmp / CURVE_MARKDOWN).write_text(curve_report.to_markdown(), encoding="utf-8")
         curve_report.write_chart(tmp / CURVE_CHART)

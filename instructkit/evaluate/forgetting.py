@@ -309,7 +309,9 @@ def run_harness_for(
             path, options.tasks, adapter=model.get("adapter"), include_path=options.include_path,
             limit=options.limit, batch_size=options.batch_size, num_fewshot=options.num_fewshot,
         )  # fmt: skip
-        (tmp / name / "lm_eval.json").write_text(json.dumps(table[name], indent=2) + "\n")
+        (tmp / name / "lm_eval.json").write_text(
+            json.dumps(table[name], indent=2, allow_nan=False) + "\n"
+        )
     return table
 
 

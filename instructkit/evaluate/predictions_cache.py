@@ -140,7 +140,11 @@ def prompts_digest(prompts: Sequence[Any]) -> str:
     """A digest of the prompts in order: strings, or conversational message lists."""
     digest = hashlib.sha256()
     for prompt in prompts:
-        text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+        text = (
+            prompt
+            if isinstance(prompt, str)
+            else json.dumps(prompt, sort_keys=True, allow_nan=False)
+        )
         kind = b"s" if isinstance(prompt, str) else b"j"  # a string never equals a message list
         encoded = text.encode("utf-8")
         digest.update(kind + len(encoded).to_bytes(8, "little") + encoded)
@@ -202,7 +206,9 @@ class PredictionCache:
             "device": device,
             "code": code_fingerprint(),
         }
-        return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(request, sort_keys=True, allow_nan=False).encode()
+        ).hexdigest()
 
     def lookup(
         self,
@@ -234,7 +240,7 @@ class PredictionCache:
         entry = {"format": FORMAT_VERSION, "predictions": list(predictions)}
         if model_info is not None:
             entry["model_info"] = model_info
-        _write_atomic(path, json.dumps(entry, ensure_ascii=False))
+        _write_atomic(path, json.dumps(entry, ensure_ascii=False, allow_nan=False))
         return path
 
 

@@ -193,5 +193,7 @@ def run_probe(
             "options": options.to_json(),
             "probes": {n: r.to_json() for n, r in results.items()},
         }
-        (Path(out) / PROBE_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        (Path(out) / PROBE_NAME).write_text(
+            json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        )
     return results

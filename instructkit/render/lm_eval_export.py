@@ -177,7 +177,7 @@ def export_pack(
     data_path = (root / f"{pack.task}.{split}.jsonl").resolve()
     with open(data_path, "w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
     env = _harness_env()
     written, completions = [], {}
     for template_id in chosen:

@@ -466,7 +466,9 @@ def keep_checkpoints_callback(
             backend.save_model(trainer.model, target, options)
             tokenizer.save_pretrained(target)
             record = {"step": step, "epoch": state.epoch}
-            (target / "instructkit-checkpoint.json").write_text(json.dumps(record) + "\n")
+            (target / "instructkit-checkpoint.json").write_text(
+                json.dumps(record, allow_nan=False) + "\n"
+            )
 
     return KeepCheckpoints()
 
