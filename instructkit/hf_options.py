@@ -166,6 +166,11 @@ def passthrough_names() -> list[str]:
     )
 
 
+def target_of(key: str) -> str:
+    """The option a key sets: its alias target, or itself."""
+    return ALIASES.get(key, key)
+
+
 def aliases_of(own_names: Iterable[str]) -> dict[str, list[str]]:
     """Our option -> the other names that reach it (its HF names and typing shortcuts)."""
     by_target: dict[str, list[str]] = {}

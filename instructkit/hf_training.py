@@ -242,7 +242,7 @@ def build_hf_trainer(
         callbacks=[
             final_step_callback(has_validation),
             progress_callback(run.quiet),
-            plain_progress_callback(run.quiet),
+            plain_progress_callback(run.quiet, per_task=isinstance(eval_dataset, dict)),
             live_log_callback(run.output_dir / LOG_NAME),
         ],
     )

@@ -80,13 +80,22 @@ def live_log_callback(path: Path) -> Any:
     return LiveLogCallback()
 
 
-def plain_progress_callback(quiet: bool, stream: TextIO | None = None) -> Any:
-    """One plain line per logged step when stderr is not a terminal (no bar there)."""
+def plain_progress_callback(
+    quiet: bool, stream: TextIO | None = None, per_task: bool = False
+) -> Any:
+    """One plain line per logged step when stderr is not a terminal (no bar there).
+
+    ``per_task``: validation comes per task, then pooled; the task losses wait for the pooled
+    one so that an evaluation prints one line.
+    """
     from transformers import TrainerCallback
 
     class PlainProgressCallback(TrainerCallback):
         started = 0.0
         first_step = 0
+
+        def __init__(self) -> None:
+            self.pending: dict[str, Any] = {}
 
         def _active(self, state: Any) -> bool:
             on_terminal = stream is None and sys.stderr.isatty()
@@ -99,6 +108,12 @@ def plain_progress_callback(quiet: bool, stream: TextIO | None = None) -> Any:
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if not logs or not self._active(state):
                 return
+            task_losses = {k: v for k, v in logs.items() if _TASK_LOSS.match(k)}
+            if task_losses and "eval_loss" not in logs and per_task:
+                self.pending.update(task_losses)  # one line per evaluation, with the pooled loss
+                return
+            if "eval_loss" in logs:
+                logs, self.pending = {**self.pending, **logs}, {}
             line = progress_line(
                 logs, state.global_step, state.max_steps, time.monotonic() - self.started,
                 state.global_step - self.first_step,

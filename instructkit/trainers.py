@@ -91,7 +91,17 @@ class TrainerOptions:
     lr_scheduler: str = option(
         "linear",
         "Learning-rate schedule.",
-        choices=("linear", "cosine", "constant", "constant_with_warmup"),
+        choices=(
+            "linear",
+            "cosine",
+            "cosine_with_restarts",
+            "polynomial",
+            "constant",
+            "constant_with_warmup",
+            "inverse_sqrt",
+            "cosine_with_min_lr",
+            "warmup_stable_decay",
+        ),  # fmt: skip
     )
     logging_steps: int = option(
         10, "Log the train loss every N steps (and at the last step).", minimum=1
