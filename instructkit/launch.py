@@ -61,7 +61,7 @@ def launch_command(
     :param num_processes: processes per machine (default: every visible GPU).
     :param env: where rendezvous variables are read (default: this process's environment):
         ``NNODES`` (or ``NUM_NODES``) > 1 with ``MASTER_ADDR`` adds the multi-machine flags.
-    :param gpus: visible CUDA devices (default: asked from torch); 0 launches on CPU (gloo).
+    :param gpus: visible CUDA devices (default: asked from torch); 0 runs CPU processes (gloo).
     """
     env = os.environ if env is None else env
     if already_launched(env):
@@ -93,7 +93,9 @@ def launch_command(
             "--main_process_port", env.get("MASTER_PORT") or "29500",
         ]  # fmt: skip
     if not gpus:
-        command.append("--cpu")
+        # `accelerate launch --cpu` starts one process whatever --num_processes says; the
+        # config's launcher (torchrun) with ACCELERATE_USE_CPU starts them all, DDP over gloo
+        command = ["env", "ACCELERATE_USE_CPU=true", *command]
     return [*command, "-m", "instructkit", "train", *train_args]
 
 

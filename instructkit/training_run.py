@@ -177,14 +177,15 @@ def prepare_run(
     check_output_path(out, overwrite)
     work = checkpoint_dir_for(out)
     state = _run_state(dataset_dir, backend, base_model, options)
+    main = is_main_process()
     if resume:
         _check_resumable(work, state)
-    elif work.exists() and not overwrite:
+    elif work.exists() and not overwrite and main:
+        # only the main process asks: under a launcher it may already have made `work`
         raise OutputExistsError(
             f"An interrupted run left checkpoints in '{work}': pass --resume to continue it "
             f"or --overwrite to start over."
         )
-    main = is_main_process()
     staging = work / "output"
     if main:
         if not resume:

@@ -95,7 +95,7 @@ def train(
         instructkit train --list
     """
     from instructkit.trainers import parse_option_strings
-    from instructkit.training_run import TrainingInterrupted, run_training
+    from instructkit.training_run import TrainingInterrupted, is_main_process, run_training
 
     if list_backends:
         click.echo(backends_listing())
@@ -121,6 +121,8 @@ def train(
     except TrainingInterrupted as ex:
         click.echo(str(ex), err=True)
         raise SystemExit(130) from None
+    if not is_main_process():
+        return  # under a launcher, rank 0 reports for the run
     if not quiet:
         for note in summary.notes:
             click.echo(f"Note: {note}", err=True)
