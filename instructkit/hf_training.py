@@ -292,7 +292,7 @@ def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: b
     from transformers import TrainingArguments
 
     bf16, fp16 = resolve_precision(options.precision)
-    eval_steps = options.eval_steps
+    eval_steps = options.logging_steps if options.eval_steps is None else options.eval_steps
     if eval_steps >= 1:
         eval_steps = int(eval_steps)
     kwargs = dict(

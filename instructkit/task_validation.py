@@ -2,7 +2,7 @@
 
 A mixture's validation split is cut per task (the first ``eval_rows_per_task`` rows of each, 64
 by default) and handed to the HF trainer as a dict, so it logs ``eval_<task>_loss`` for each; the
-pooled ``eval_loss`` is their row-weighted mean. Evaluations default to four per run
+pooled ``eval_loss`` is their mean weighted by label tokens (the loss of all of them at once). Evaluations default to four per run
 (``eval_steps=0.25``) plus the end. A split without a ``task`` column, or with one task, gives the
 pooled loss only.
 """
@@ -90,8 +90,17 @@ def encode_validation(
     return found
 
 
+def label_tokens(rows: Any, causal: bool) -> int:
+    """Tokens the loss averages over in ``rows`` (causal models predict labels[1:])."""
+    from instructkit.modeling import IGNORE_INDEX
+
+    skip = 1 if causal else 0
+    return sum(sum(1 for t in row["labels"][skip:] if t != IGNORE_INDEX) for row in rows)
+
+
 def pooled_loss(metrics: dict[str, Any], sizes: dict[str, int], prefix: str) -> float | None:
-    """Row-weighted mean of ``<prefix>_<name>_loss`` over the evaluated sets."""
+    """Mean of ``<prefix>_<name>_loss`` over the evaluated sets, weighted by ``sizes``
+    (their label tokens: the loss of all the sets evaluated as one)."""
     total = weighted = 0.0
     for name, size in sizes.items():
         loss = metrics.get(f"{prefix}_{name}_loss")
@@ -111,7 +120,9 @@ class PooledEvalMixin:
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)  # type: ignore[misc]
         sets = self.eval_dataset if eval_dataset is None else eval_dataset  # type: ignore[attr-defined]
         if isinstance(sets, dict) and len(sets) > 1:
-            sizes = {name: len(rows) for name, rows in sets.items()}
+            model = self.model  # type: ignore[attr-defined]
+            causal = not getattr(model.config, "is_encoder_decoder", False)
+            sizes = {name: label_tokens(rows, causal) for name, rows in sets.items()}
             pooled = pooled_loss(metrics, sizes, metric_key_prefix)
             if pooled is not None:
                 metrics[f"{metric_key_prefix}_loss"] = pooled

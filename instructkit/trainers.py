@@ -106,10 +106,10 @@ class TrainerOptions:
     logging_steps: int = option(
         10, "Log the train loss every N steps (and at the last step).", minimum=1
     )
-    eval_steps: float = option(
+    eval_steps: float | None = option(
         0.25,
         "Validation loss every N steps, or every fraction < 1 of the run (0.25: four times), "
-        "and at the end; 0: at the end only.",
+        "and at the end; 0: at the end only; none: every logging_steps.",
         minimum=0,
     )
     max_eval_samples: int | None = option(
