@@ -2,9 +2,9 @@
 
 A mixture's validation split is cut per task (the first ``eval_rows_per_task`` rows of each, 64
 by default) and handed to the HF trainer as a dict, so it logs ``eval_<task>_loss`` for each; the
-pooled ``eval_loss`` is their mean weighted by label tokens (the loss of all of them at once). Evaluations default to four per run
-(``eval_steps=0.25``) plus the end. A split without a ``task`` column, or with one task, gives the
-pooled loss only.
+pooled ``eval_loss`` is their mean weighted by label tokens (the loss of all of them at once).
+Evaluations default to four per run (``eval_steps=0.25``) plus the end. A split without a
+``task`` column, or with one task, gives the pooled loss only.
 """
 
 from __future__ import annotations
