@@ -79,3 +79,9 @@ def test_installed_wheel_finds_templates(wheel, tmp_path):
     found = Path(result.stdout.strip())
     assert found == target / "instructkit" / "templates"
     assert any(found.rglob("*.jinja"))
+
+
+def test_wheel_carries_the_accelerate_configs(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for config in ("ddp", "fsdp", "zero2", "zero3"):
+        assert f"instructkit/accelerate_configs/{config}.yaml" in names
