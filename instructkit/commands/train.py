@@ -87,10 +87,8 @@ def train(
         instructkit train build/mix -b full -m ./tiny-t5 --out runs/full -o max_steps=200
         instructkit train --config run.yaml -o learning_rate=1e-3
         instructkit train build/mix -b lora -m ./tiny-t5 --out runs/lora --resume
-        instructkit train build/mix -b full -m gpt2 --out runs/full -o num_train_epochs=1 \
-            -o optim=adafactor -o report_to=tensorboard
-        instructkit train build/mix -b full -m Qwen/Qwen2.5-7B --out runs/full \
-            --accelerate-config zero3 --num-processes 8
+        instructkit train build/mix -b full -m gpt2 --out runs/full -o optim=adafactor
+        instructkit train build/mix -b full -m gpt2 --out r --accelerate-config zero3
         accelerate launch -m instructkit train build/mix -b full -m gpt2 --out runs/full
         instructkit train --list
     """
