@@ -238,17 +238,11 @@ def _alias_value(alias: str, value: Any) -> Any:
     return alias if value else "fp32"
 
 
-@functools.lru_cache(maxsize=1)
-def _hf_names() -> frozenset[str]:
-    return frozenset(hf_fields())
-
-
 def known_names(own: Iterable[str], passthrough: bool) -> list[str]:
+    """Every key accepted: our options, their aliases and (HF backends) the HF fields."""
     names = set(own) | {a for a, t in ALIASES.items() if t in set(own)}
     if passthrough:
         names |= set(passthrough_names())
-    else:
-        names -= _hf_names() - set(own)
     return sorted(names)
 
 

@@ -172,11 +172,12 @@ class TrainerOptions:
         nested = values.pop(PASSTHROUGH_FIELD, None) or {}
         if not isinstance(nested, Mapping):
             raise OptionsError(f"Option '{PASSTHROUGH_FIELD}' must be a mapping of HF fields.")
+        for key, value in nested.items():  # a `training_arguments:` mapping reads as options
+            if key in values:
+                raise OptionsError(f"Option '{key}' is given twice: give it once.")
+            values[key] = value
         names = {f.name for f in dataclasses.fields(cls)} - {PASSTHROUGH_FIELD}
         ours, extra = split_options(values, names, training_arguments)
-        if nested:
-            _, more = split_options(nested, set(), training_arguments)
-            extra = {**more, **extra}
         hints = typing.get_type_hints(cls)
         coerced = {key: _coerce(key, value, hints[key]) for key, value in ours.items()}
         if extra:
