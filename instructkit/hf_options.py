@@ -339,9 +339,12 @@ def _convert(key: str, value: Any, hint: Any) -> Any:
                     return json.loads(value)
                 except json.JSONDecodeError as ex:
                     raise OptionsError(f"Option '{key}' is not valid JSON: {ex.msg}.") from None
+    takes_list = any(typing.get_origin(k) is list or k is list for k in allowed)
+    if takes_list and "," in value:  # report_to=tensorboard,wandb
+        return [part.strip() for part in value.split(",") if part.strip()]
     if any(k is str or isinstance(k, type) and issubclass(k, str) for k in allowed):
         return value
-    if any(typing.get_origin(k) is list or k is list for k in allowed):
+    if takes_list:
         return [part.strip() for part in value.split(",") if part.strip()]
     if allowed == [Any] or not allowed:
         return value

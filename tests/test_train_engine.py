@@ -111,6 +111,20 @@ def test_non_hf_backends_refuse_hf_names():
     assert TrainerOptions.from_mapping({"num_train_epochs": 2}).epochs == 2.0
 
 
+def test_report_to_takes_a_list_of_installed_trackers(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    installed = {"tensorboard", "mlflow"}
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name in installed else real(name, *a),
+    )
+    options = build_options(get_trainer("full"), {"report_to": "tensorboard,mlflow"})
+    assert options.training_arguments == {"report_to": ["tensorboard", "mlflow"]}
+
+
 def test_missing_tracker_package_is_one_line(monkeypatch):
     import importlib.util
 
