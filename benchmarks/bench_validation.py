@@ -2,22 +2,20 @@
 
 Old: the whole validation split every logging_steps (``-o eval_steps=none -o
 eval_rows_per_task=none``). New default: the first 64 rows of each task, four times a run
-(``eval_steps=0.25``) plus the end. Baseline: one validation row at the end only. SAMSum and
+(``eval_steps=0.25``) plus the end. The share is HF's own eval_runtime over the rest of
+train_runtime, in one process, so machine load cancels out. SAMSum and
 DialogSum (the shared data, never copied into the repository) make a two-task mixture; the model
 is the tiny GPT-2 built on the fly, on CPU.
 
-python benchmarks/bench_validation.py --data ../shared/data --steps 40
+python benchmarks/bench_validation.py --data ../shared/data --steps 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
+import re
 import tempfile
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,41 +62,62 @@ def build(data: Path, out: Path, train_rows: int) -> Path:
     return make_tiny_dataset(out, splits=splits, tasks=["samsum", "dialogsum"])
 
 
-def timed_run(dataset: Path, model: Path, out: Path, steps: int, extra: list[str]) -> float:
-    command = [sys.executable, "-m", "instructkit", "train", str(dataset), "-b", "full"]
-    command += ["-m", str(model), "--out", str(out), "-q", "-o", f"max_steps={steps}"]
-    command += ["-o", "batch_size=8", "-o", "logging_steps=10", "-o", "max_source_length=256"]
-    command += ["-o", "max_target_length=64", "-o", "truncate_completions=true", *extra]
-    started = time.monotonic()
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return time.monotonic() - started
+def measured_run(dataset: Path, model: Path, out: Path, steps: int, extra: dict) -> dict:
+    """Train in this process; read HF's own timings (train_runtime, each eval_runtime) from the
+    trainer's history, so the share of validation does not depend on the machine's load."""
+    from instructkit import hf_training
+    from instructkit.training_run import run_training
+
+    history: list[dict] = []
+    real = hf_training.training_log
+
+    def keep(log_history: list[dict]) -> list[dict]:
+        history.extend(log_history)
+        return real(log_history)
+
+    options = {
+        "max_steps": steps, "batch_size": 8, "logging_steps": 10, "max_source_length": 256,
+        "max_target_length": 64, "truncate_completions": True, **extra,
+    }  # fmt: skip
+    hf_training.training_log = keep
+    try:
+        run_training(dataset, "full", str(model), out, options, quiet=True)
+    finally:
+        hf_training.training_log = real
+    total = next(r["train_runtime"] for r in history if "train_runtime" in r)
+    # one record per evaluated set: eval_runtime, or eval_<task>_runtime per task
+    runtimes = [v for r in history for k, v in r.items() if re.fullmatch(r"eval_(.+_)?runtime", k)]
+    calls = sum(1 for r in history if "eval_loss" in r)
+    return {"total": total, "validation": sum(runtimes), "evaluations": calls}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--train-rows", type=int, default=2000)
     args = parser.parse_args()
-    from instructkit.testing import make_tiny_model
+    from instructkit.testing import make_tiny_model, one_torch_thread
 
-    with tempfile.TemporaryDirectory() as tmp:
+    schedules = {
+        "old default (whole split every logging_steps)": {
+            "eval_steps": None, "eval_rows_per_task": None,
+        },
+        "new default (64 rows/task, 4x per run + end)": {},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp, one_torch_thread():
         root = Path(tmp)
         dataset = build(args.data, root / "data", args.train_rows)
         model = make_tiny_model(root / "gpt2", "gpt2")
-        schedules = {
-            "baseline (1 validation row, at the end)": ["-o", "eval_steps=0"]
-            + ["-o", "max_eval_samples=1"],
-            "old default (whole split every logging_steps)": ["-o", "eval_steps=none"]
-            + ["-o", "eval_rows_per_task=none"],
-            "new default (64 rows/task, 4x per run + end)": [],
-        }
-        times = {}
-        for name, extra in schedules.items():
-            times[name] = timed_run(dataset, model, root / f"run{len(times)}", args.steps, extra)
-        base = times[next(iter(times))]
-        for name, seconds in times.items():
-            print(f"{name}: {seconds:.1f} s ({seconds / base:.2f}x baseline)")
+        for i, (name, extra) in enumerate(schedules.items()):
+            found = measured_run(dataset, model, root / f"run{i}", args.steps, extra)
+            training = found["total"] - found["validation"]
+            print(
+                f"{name}: {found['evaluations']} evaluation calls, validation "
+                f"{found['validation']:.1f} s, training {training:.1f} s: validation costs "
+                f"{100 * found['validation'] / training:.0f}% of training",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
