@@ -88,15 +88,20 @@ class HFField:
     help: str
 
 
-@functools.lru_cache(maxsize=1)
 def hf_fields() -> dict[str, HFField]:
     """``TrainingArguments`` fields by name, parsed (not imported) from the installed source.
 
     Empty when transformers is not installed (the data-only install): then no HF name is valid.
+    Only a parsed source is cached, so a moment without transformers is not remembered.
     """
     source = _training_args_source()
     if source is None:
         return {}
+    return _parse_fields(source)
+
+
+@functools.lru_cache(maxsize=1)
+def _parse_fields(source: Path) -> dict[str, HFField]:
     tree = ast.parse(source.read_text(encoding="utf-8"))
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == _CLASS]
     if not classes:
