@@ -45,12 +45,16 @@ def is_adapter_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def adapter_base_model(path: str | os.PathLike[str]) -> str:
-    """The base model an adapter directory was trained on."""
+    """The base model an adapter directory was trained on (absolute path, or found again
+    relative to the run directory through instructkit-train.json's ``base_model_ref``)."""
     config = json.loads((Path(path) / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
     if not base:
         raise ModelError(f"Adapter '{path}' does not name its base model: pass --model BASE.")
-    return str(base)
+    from instructkit.artifacts.train_output import resolve_base_model
+
+    # copied to another machine: the run record's path relative to the run still finds it
+    return resolve_base_model(path, str(base))
 
 
 def check_model_source(name_or_path: str) -> str:
