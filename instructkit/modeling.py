@@ -22,9 +22,10 @@ Heavy libraries are imported inside functions so ``import instructkit`` stays li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,12 +120,19 @@ def load_base_model(name_or_path: str, dtype: Any = None) -> Any:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     source = check_model_source(name_or_path)
-    try:
+    with model_load_errors(name_or_path):
         config = AutoConfig.from_pretrained(source)
         auto = AutoModelForSeq2SeqLM if is_seq2seq(config) else AutoModelForCausalLM
         kwargs = {"dtype": dtype} if dtype is not None else {}
         return auto.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as ex:
+
+
+@contextlib.contextmanager
+def model_load_errors(name_or_path: str) -> Iterator[None]:
+    """Loading failures become one ModelError line; damaged weights say to fetch them again."""
+    try:
+        yield
+    except (OSError, ValueError, ImportError) as ex:
         raise ModelError(f"Could not load model '{name_or_path}': {_first_line(ex)}") from ex
     except Exception as ex:
         if "safetensor" not in type(ex).__name__.lower():

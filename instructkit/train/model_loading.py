@@ -111,15 +111,13 @@ def load_training_model(name_or_path: str, options: Any, config: Any = None) -> 
     """
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
-    from instructkit.modeling import check_model_source, is_seq2seq
+    from instructkit.modeling import check_model_source, is_seq2seq, model_load_errors
 
     source = check_model_source(name_or_path)
     config = config if config is not None else model_config(name_or_path)
     auto = AutoModelForSeq2SeqLM if is_seq2seq(config) else AutoModelForCausalLM
-    try:
+    with model_load_errors(name_or_path):
         model = auto.from_pretrained(source, **load_kwargs(options))
-    except (OSError, ValueError, ImportError) as ex:
-        raise ModelError(f"Could not load model '{name_or_path}': {_first_line(ex)}") from ex
     if quantization_bits(options) is not None:
         from peft import prepare_model_for_kbit_training
 
