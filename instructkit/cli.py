@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import click
@@ -43,6 +44,11 @@ class InstructkitGroup(click.Group):
                 f"This command needs the training extra ({ex.name} is not installed): "
                 f"pip install 'instructkit[train]'."
             ) from ex
+        except BrokenPipeError:
+            # `instructkit ... | head -1`: the reader has what it wanted; a closed stdout is
+            # not an error. Point stdout at devnull so the exit-time flush stays quiet too.
+            _silence_stdout()
+            ctx.exit(0)
         except (OSError, UnicodeError) as ex:
             # A safety net: the file system's refusals and undecodable input are the user's to
             # fix, so they get one line too (the library names the path where it can).
@@ -54,6 +60,14 @@ class InstructkitGroup(click.Group):
                 raise
             click.echo("Interrupted: nothing was written.", err=True)
             ctx.exit(130)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
+        pass
 
 
 def describe_os_error(ex: OSError | UnicodeError) -> str:

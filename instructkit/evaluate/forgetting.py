@@ -26,6 +26,7 @@ from instructkit.evaluate.run import (
     evaluate_model,
     load_eval_rows,
 )
+from instructkit.modeling import check_model_source
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -161,8 +162,9 @@ def compare_models(
     """
     if len(models) < 2:
         raise OptionsError("Compare at least two models, e.g. base=MODEL tuned=MODEL_OR_ADAPTER.")
-    for name in models:
+    for name, path in models.items():
         check_model_name(name)
+        check_model_source(path)  # a typo in the last model fails before the first is run
     # read the data once up front: a missing split fails before any model is loaded
     load_eval_rows(datasets, split, max_rows, sample_seed)
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
