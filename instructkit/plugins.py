@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "instructkit.commands.score",
     "instructkit.commands.demo",
     "instructkit.commands.tiny_model",
+    "instructkit.commands.export",
 )
 
 pm = pluggy.PluginManager("instructkit")
