@@ -22,9 +22,10 @@ from instructkit.hookspecs import hookimpl
 @click.option("--layers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def tiny_model_command(
     out: str, arch: str, corpora: tuple[str, ...], vocab_size: int, hidden_size: int,
-    layers: int, seed: int, overwrite: bool,
+    layers: int, seed: int, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Build a tiny random model and a tokenizer trained on the fly: no downloads.
 
@@ -36,6 +37,17 @@ def tiny_model_command(
         instructkit tiny-model build/tiny-t5 --corpus build/summary
         instructkit tiny-model build/tiny-llama --arch llama --hidden-size 64
     """
+    from instructkit.progress import working
+
+    with working(f"Building a tiny {arch} model and training its tokenizer", quiet):
+        _build(out, arch, corpora, vocab_size, hidden_size, layers, seed, overwrite)
+    click.echo(f"Tiny {arch} model written to {out}")
+
+
+def _build(
+    out: str, arch: str, corpora: tuple[str, ...], vocab_size: int, hidden_size: int,
+    layers: int, seed: int, overwrite: bool,
+) -> None:  # fmt: skip
     from instructkit.artifacts.dataset import atomic_output_dir
     from instructkit.demo import corpus_of
     from instructkit.tiny import save_tiny_model
@@ -46,7 +58,6 @@ def tiny_model_command(
             tmp, arch, texts=texts, seed=seed, vocab_size=vocab_size, size=hidden_size,
             layers=layers,
         )  # fmt: skip
-    click.echo(f"Tiny {arch} model written to {out}")
 
 
 @hookimpl

@@ -37,7 +37,7 @@ from instructkit.evaluate.metrics import (
     reduce_references,
     score_pairs,
 )
-from instructkit.progress import progress_bar
+from instructkit.progress import progress_bar, working
 
 PREDICTIONS_NAME = "predictions.jsonl"
 METRICS_NAME = "metrics.json"
@@ -317,7 +317,8 @@ def load_model(model: str, adapter: str | None = None, quiet: bool = False) -> A
     with warnings.catch_warnings():
         # peft calls transformers APIs deprecated in v5: noise the user can do nothing about
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-        loaded = load_for_inference(model, adapter)
+        with working(f"Loading model {model}", quiet):
+            loaded = load_for_inference(model, adapter)
     if torch.cuda.is_available():
         loaded.model.to("cuda")
     return loaded

@@ -59,13 +59,16 @@ class HFTrainer(Trainer):
         from transformers import set_seed
 
         from instructkit.modeling import is_seq2seq, load_base_model, load_tokenizer
+        from instructkit.progress import working
 
-        tokenizer = load_tokenizer(run.model)
-        set_seed(options.seed)
-        base = load_base_model(run.model)
+        with working(f"Loading model {run.model}", run.quiet):
+            tokenizer = load_tokenizer(run.model)
+            set_seed(options.seed)
+            base = load_base_model(run.model)
         base.name_or_path = run.model  # peft records it as the adapter's base model
         seq2seq = is_seq2seq(base.config)
-        train_split, eval_split = encode_dataset(run, tokenizer, seq2seq, options)
+        with working("Tokenizing the dataset", run.quiet):
+            train_split, eval_split = encode_dataset(run, tokenizer, seq2seq, options)
         if options.gradient_checkpointing:
             base.config.use_cache = False
         model = self.wrap_model(base, options, run)
