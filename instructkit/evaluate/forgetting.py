@@ -64,6 +64,7 @@ class ForgettingReport:
     models: list[ModelEntry]
     tasks: list[TaskRow]
     out: Path | None = None
+    warnings: dict[str, str] = field(default_factory=dict)  # model -> degenerate predictions
 
     @property
     def baseline(self) -> str:
@@ -183,6 +184,7 @@ def compare_models(
             for name, path in models.items()
         }
         report = build_report(split, results)
+        report.warnings = {name: r.warning for name, r in results.items() if r.warning}
         write_report(report, tmp)
     report.out = Path(out)
     return report

@@ -243,6 +243,13 @@ class EvaluationResult:
     model: dict[str, Any]
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
 
+    @property
+    def warning(self) -> str | None:
+        """A line to show when the predictions say the model has not learned to answer yet."""
+        from instructkit.evaluate.degenerate import degenerate_note
+
+        return degenerate_note([str(row.get("prediction", "")) for row in self.rows])
+
 
 def evaluate_model(
     model: str,
