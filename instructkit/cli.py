@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 from typing import Any
 
@@ -44,9 +45,14 @@ class InstructkitGroup(click.Group):
                 f"This command needs the training extra ({ex.name} is not installed): "
                 f"pip install 'instructkit[train]'."
             ) from ex
-        except BrokenPipeError:
+        except BrokenPipeError as ex:
             # `instructkit ... | head -1`: the reader has what it wanted; a closed stdout is
             # not an error. Point stdout at devnull so the exit-time flush stays quiet too.
+            # Any other broken pipe (a worker process gone) is an error like any OSError.
+            if not _stdout_closed():
+                if debug_enabled():
+                    raise
+                raise click.ClickException(describe_os_error(ex)) from ex
             _silence_stdout()
             ctx.exit(0)
         except (OSError, UnicodeError) as ex:
@@ -60,6 +66,16 @@ class InstructkitGroup(click.Group):
                 raise
             click.echo("Interrupted: nothing was written.", err=True)
             ctx.exit(130)
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no descriptor
+        return False
 
 
 def _silence_stdout() -> None:

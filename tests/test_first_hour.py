@@ -71,3 +71,15 @@ def test_closed_stdout_is_not_an_error():
     stderr = process.stderr.read().decode()
     assert process.wait() == 0, stderr
     assert stderr == ""
+
+
+def test_a_broken_pipe_elsewhere_is_still_an_error(runner, monkeypatch):
+    """Only a closed stdout is quiet: a worker's broken pipe still fails with one line."""
+
+    def broken(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("instructkit.artifacts.inspect.inspect_dataset", broken)
+    result = runner.invoke(cli, ["inspect", "build/mix"])
+    assert result.exit_code == 1
+    assert result.output == "Error: [Errno 32] Broken pipe (use --debug for details).\n"
