@@ -194,7 +194,7 @@ def export_dataset(
     manifest = load_manifest(dataset_dir)
     result = ExportResult(Path(out), name or _default_name(dataset_dir), fmt, kind)
     shape = shape_of(fmt)
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "export", [dataset_dir]) as tmp:
         for split in chosen:
             table = open_split(dataset_dir, split)
             require_columns(table, ("prompt", "completion"), f"Split '{split}'")

@@ -23,7 +23,7 @@ def write_log(path: Path, log: Iterable[Mapping[str, Any]]) -> None:
     """One JSON object per line, in step order."""
     with open(path, "w") as handle:
         for record in log:
-            handle.write(json.dumps(dict(record), sort_keys=True) + "\n")
+            handle.write(json.dumps(dict(record), sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_train_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

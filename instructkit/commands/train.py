@@ -38,7 +38,12 @@ CONFIG_KEYS = ("dataset", "backend", "model", "out", "options")
     help="YAML run file: dataset, backend, model, out and an options mapping.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is a training output, or empty (nothing else); also discards "
+    "an interrupted run's checkpoints.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors still show.")
 @click.option("--list", "list_backends", is_flag=True, help="List backends and their options.")
 def train(

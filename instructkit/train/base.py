@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -68,6 +69,12 @@ class TrainerOptions:
     )
     completion_only: bool = option(
         True, "Causal models: loss on the completion only (false: on prompt + completion too)."
+    )
+    chat_template: str = option(
+        "auto",
+        "Causal models: auto = the chat template for conversational rows only (as TRL); "
+        "on = string rows too (prompt as user turn, completion as assistant turn); off = never.",
+        choices=("auto", "on", "off"),
     )
     seed: int = option(42, "Seed for initialisation and data order (same seed, same model on CPU).")
     warmup: float = option(
@@ -168,6 +175,8 @@ def _check_field(options: TrainerOptions, spec: dataclasses.Field[Any]) -> None:
     hint = typing.get_type_hints(type(options))[spec.name]
     if not _matches_type(value, hint):
         raise OptionsError(f"Option '{spec.name}' must be {_type_name(hint)}, got {value!r}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OptionsError(f"Option '{spec.name}' must be a finite number, got {value!r}.")
     choices = spec.metadata.get("choices")
     if choices and value not in choices:
         raise OptionsError(

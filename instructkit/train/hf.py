@@ -11,6 +11,7 @@ functions: plugins import this module at load time and ``--help`` must stay fast
 from __future__ import annotations
 
 import contextlib
+import sys
 import types
 import warnings
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ class EncodedSplit:
     truncated_completions: int = 0
     dropped: int = 0
     longest_completion: int = 0
+    chat: bool = False  # rows went through the tokenizer's chat template
 
 
 class HFTrainer(Trainer):
@@ -64,7 +66,9 @@ class HFTrainer(Trainer):
         with working(f"Loading model {run.model}", run.quiet):
             tokenizer = load_tokenizer(run.model)
             set_seed(options.seed)
-            base = load_base_model(run.model)
+            # fp32 master weights (mixed precision autocasts): a bf16 folder (SmolLM2's) would
+            # otherwise be fine-tuned in pure bf16
+            base = load_base_model(run.model, dtype=_float32())
         base.name_or_path = run.model  # peft records it as the adapter's base model
         seq2seq = is_seq2seq(base.config)
         with working("Tokenizing the dataset", run.quiet):
@@ -78,8 +82,17 @@ class HFTrainer(Trainer):
             self.save_model(trainer.model, run.output_dir, options)
             tokenizer.save_pretrained(run.output_dir)
         result = build_result(trainer, seq2seq, train_split, eval_split, options)
-        result.extra = self.describe_model(trainer.model, options)
+        result.extra = {
+            **self.describe_model(trainer.model, options),
+            "encoding": encoding_record(tokenizer, train_split.chat),
+        }
         return result
+
+
+def _float32() -> Any:
+    import torch
+
+    return torch.float32
 
 
 @contextlib.contextmanager
@@ -131,28 +144,39 @@ def encode_split(
     tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions
 ) -> EncodedSplit:
     """Tokenize a split in batches and apply the length budget, counting every cut."""
-    from instructkit.modeling import assemble_pair, bos_prefix, causal_prompt
+    from instructkit.modeling import encode_pairs
 
-    prefix = bos_prefix(tokenizer)
     encoded = EncodedSplit(rows=table.num_rows)
+    chat = encoded.chat = options_chat(tokenizer, table, seq2seq, options)
     for start in range(0, table.num_rows, 1000):
         chunk = table.slice(start, 1000)
-        texts = chunk.column("prompt").to_pylist()
-        if not seq2seq:
-            texts = [causal_prompt(t or "") for t in texts]
-        prompts = _batch_ids(tokenizer, texts)
-        targets = _batch_ids(tokenizer, chunk.column("completion").to_pylist())
-        for prompt_ids, target_ids in zip(prompts, targets, strict=True):
-            pair = assemble_pair(
-                tokenizer, prompt_ids, target_ids, seq2seq, options.max_source_length,
-                options.max_target_length, options.completion_only, prefix,
-            )  # fmt: skip
-            _count(encoded, pair, len(target_ids), options)
+        pairs = encode_pairs(
+            tokenizer, chunk.column("prompt").to_pylist(), chunk.column("completion").to_pylist(),
+            seq2seq, options.max_source_length, options.max_target_length,
+            options.completion_only, chat,
+        )  # fmt: skip
+        for pair in pairs:
+            _count(encoded, pair, pair.completion_length - 1, options)
     return encoded
 
 
-def _batch_ids(tokenizer: Any, texts: list[str | None]) -> list[list[int]]:
-    return list(tokenizer([t or "" for t in texts], add_special_tokens=False)["input_ids"])
+def encoding_record(tokenizer: Any, chat: bool) -> dict[str, Any]:
+    """How rows were encoded, for instructkit-train.json (evaluate prompts the same way)."""
+    from instructkit.modeling import chat_template_id
+
+    return {
+        "chat_template": chat,
+        "chat_template_id": chat_template_id(tokenizer) if chat else None,
+    }
+
+
+def options_chat(tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions) -> bool:
+    """Whether this split goes through the chat template (see modeling.use_chat_template)."""
+    from instructkit.chat import table_is_conversational
+    from instructkit.modeling import use_chat_template
+
+    mode = getattr(options, "chat_template", "auto")
+    return use_chat_template(tokenizer, mode, table_is_conversational(table), seq2seq)
 
 
 def _count(
@@ -209,7 +233,11 @@ def build_hf_trainer(
         eval_dataset=validation.features if validation else None,
         data_collator=make_collator(tokenizer, base, seq2seq),
         processing_class=tokenizer,
-        callbacks=[final_step_callback(validation is not None), progress_callback(run.quiet)],
+        callbacks=[
+            final_step_callback(validation is not None),
+            progress_callback(run.quiet),
+            finite_loss_callback(options),
+        ],
     )
     trainer.remove_callback(PrinterCallback)  # HF prints every log dict when tqdm is off
     return trainer
@@ -265,6 +293,7 @@ def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: b
         weight_decay=options.weight_decay,
         lr_scheduler_type=options.lr_scheduler,
         logging_steps=options.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss must reach finite_loss_callback, not be hidden
         # eval_steps=0 means "only at the end": the final-step callback asks for that one
         eval_strategy="steps" if has_validation and eval_steps > 0 else "no",
         eval_steps=eval_steps or None,
@@ -317,15 +346,82 @@ def resolve_precision(precision: str) -> tuple[bool, bool]:
 
 
 def last_checkpoint(run: TrainRun) -> str | None:
-    """The newest checkpoint to resume from (None: start fresh, also when none was saved yet)."""
+    """The newest *complete* checkpoint to resume from (None: start fresh, also when none was
+    saved yet). A checkpoint that a kill -9 cut short while saving is skipped, and said so."""
     if not run.resume or not run.checkpoint_dir.is_dir():
         return None
-    from transformers.trainer_utils import get_last_checkpoint
+    numbered = []
+    for path in run.checkpoint_dir.glob("checkpoint-*"):
+        suffix = path.name.rpartition("-")[2]
+        if path.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), path))
+    for _, path in sorted(numbered, reverse=True):
+        if checkpoint_is_complete(path):
+            return str(path)
+        print(
+            f"instructkit: skipping incomplete {path.name} (interrupted while saving); "
+            f"resuming from the previous one.",
+            file=sys.stderr,
+        )
+    return None
 
-    return get_last_checkpoint(str(run.checkpoint_dir))
+
+def checkpoint_is_complete(path: Any) -> bool:
+    """A readable trainer_state.json and whole weight files (safetensors checked to the byte)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(path)
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    weights = list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
+    return bool(weights) and all(_weights_file_complete(w) for w in weights)
+
+
+def _weights_file_complete(path: Any) -> bool:
+    import json
+    import struct
+
+    try:
+        size = path.stat().st_size
+        if path.suffix != ".safetensors":
+            return size > 0
+        with open(path, "rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            if header_size > size - 8:
+                return False
+            header = json.loads(handle.read(header_size))
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        return 8 + header_size + max(ends, default=0) == size
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
+        return False
 
 
 # ---------------------------------------------------------------- callbacks
+
+
+def finite_loss_callback(options: TrainerOptions) -> Any:
+    """Stop at the first logged NaN/inf loss: never report success for broken weights."""
+    import math
+
+    from transformers import TrainerCallback
+
+    class FiniteLossCallback(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            for key in ("loss", "eval_loss"):
+                value = (logs or {}).get(key)
+                if isinstance(value, (int, float)) and not math.isfinite(value):
+                    which = "Training" if key == "loss" else "Validation"
+                    raise TrainerError(
+                        f"{which} loss became {value} at step {state.global_step} of "
+                        f"{state.max_steps}: the weights are no longer usable, so nothing was "
+                        f"written. Try a lower learning_rate (now {options.learning_rate:g}), "
+                        f"precision=fp32, or check that the model loads and predicts."
+                    )
+
+    return FiniteLossCallback()
 
 
 def final_step_callback(has_validation: bool) -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instructkit import output_guard
 from instructkit.artifacts.dataset import (
     REQUIRED_COLUMNS,
     check_output_path,
@@ -29,6 +30,7 @@ from instructkit.artifacts.dataset import (
 )
 from instructkit.artifacts.manifest import manifest_fingerprint
 from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME, write_log
+from instructkit.chat import check_form
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
 from instructkit.train.base import (
     Trainer,
@@ -83,6 +85,7 @@ def run_training(
         options if isinstance(options, TrainerOptions) else build_options(trainer_cls, options)
     )
     dataset_dir = Path(dataset)
+    check_output_path(Path(out), overwrite, "train", [dataset_dir, model])
     tasks = check_train_input(dataset_dir, resolved)
     base_model = resolve_model(model)
     run = prepare_run(dataset_dir, backend, base_model, Path(out), resolved, overwrite, resume)
@@ -136,6 +139,7 @@ def check_train_input(dataset_dir: Path, options: TrainerOptions) -> list[str]:
             f"unset."
         )
     table = open_split(dataset_dir, split)
+    check_form(table, f"split '{split}' of '{dataset_dir}'")  # TRL's forms: trained or refused
     require_columns(table, REQUIRED_COLUMNS, f"Split '{split}' of '{dataset_dir}'")
     if table.num_rows == 0:
         raise DatasetDirError(f"Split '{split}' of '{dataset_dir}' is empty: nothing to train on.")
@@ -170,7 +174,7 @@ def prepare_run(
     resume: bool,
 ) -> TrainRun:
     """Check ``out`` and the checkpoint directory, and lay out a fresh staging directory."""
-    check_output_path(out, overwrite)
+    check_output_path(out, overwrite, "train", [dataset_dir, base_model])
     work = checkpoint_dir_for(out)
     state = _run_state(dataset_dir, backend, base_model, options)
     if resume:
@@ -297,14 +301,15 @@ def plot_loss(path: Path, log: list[dict[str, Any]], title: str) -> None:
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
+    old = output_guard.temp_sibling(target, "old")
+    if target.exists() or target.is_symlink():
+        output_guard.check_replaceable(target, "train")  # what appeared meanwhile: ours only
         target.rename(old)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(target)
+    output_guard.rename_no_replace(staging, target)
     shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")

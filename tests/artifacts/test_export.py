@@ -187,3 +187,19 @@ def test_command_choices_match_the_library():
     from instructkit.commands import export as command
 
     assert command.FORMATS == export.FORMATS and command.FILE_TYPES == export.FILE_TYPES
+
+
+def test_overwrite_replaces_only_an_export_and_never_its_input(mixed, tmp_path):
+    from instructkit.errors import OutputError
+
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("x")
+    with pytest.raises(OutputError):
+        export_dataset(mixed, mine, "jsonl", overwrite=True)
+    assert (mine / "chapter1.tex").is_file()
+    with pytest.raises(OutputError):
+        export_dataset(mixed, mixed / "inside", "jsonl", overwrite=True)
+    export_dataset(mixed, tmp_path / "e", "jsonl")
+    export_dataset(mixed, tmp_path / "e", "alpaca", overwrite=True)  # an export: replaced
+    assert (tmp_path / "e" / "dataset_info.json").is_file()
