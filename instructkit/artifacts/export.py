@@ -235,7 +235,7 @@ def _write_split(table: pa.Table, shape: Shape, path: Path, file_type: str) -> N
     with path.open("w", encoding="utf-8") as handle:
         for piece in _batches(table, shape):
             for row in piece.to_pylist():
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 # ---------------------------------------------------------------- consumers' files
@@ -266,7 +266,7 @@ def _write_consumer_files(tmp: Path, result: ExportResult, shape: Shape) -> None
 
     info = llamafactory_info(result, shape)
     if info:
-        (tmp / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        (tmp / "dataset_info.json").write_text(json.dumps(info, indent=2, allow_nan=False) + "\n")
     entries = axolotl_entries(result, shape, str(result.out.resolve()))
     if entries:
         text = yaml.safe_dump({"datasets": entries}, sort_keys=False, allow_unicode=True)
@@ -353,7 +353,7 @@ def lineage_lines(manifest: dict[str, Any]) -> list[str]:
     counts = manifest.get("counts")
     if counts:
         lines += ["### Counts (rows per split and task or template)", "", "```json"]
-        lines += [json.dumps(counts, indent=2, sort_keys=True), "```", ""]
+        lines += [json.dumps(counts, indent=2, sort_keys=True, allow_nan=False), "```", ""]
     return lines
 
 
