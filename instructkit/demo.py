@@ -111,8 +111,8 @@ def _run_steps(
     runs = tmp / "runs"
     with timer(f"teach the base task A ({recipe.base_steps} steps, full)"):
         base = _train(
-            task_a, "full", init, runs / "base", recipe.base_steps, recipe.full_lr, recipe
-        )
+            task_a, "full", init, runs / "base", recipe.base_steps, recipe.full_lr, recipe, quiet,
+        )  # fmt: skip
     keep = {"keep_checkpoints": f"every:{max(1, recipe.tune_steps // recipe.curve_points)}"}
     trainings: list[tuple[str, Path, str, float, dict[str, Any]]] = [
         ("full-B", task_b, "full", recipe.full_lr, keep),
@@ -127,8 +127,9 @@ def _run_steps(
     for name, dataset, backend, lr, extra in trainings:
         with timer(f"{name}: {backend} on {'A+B' if dataset == mix else 'B'}"):
             path = _train(
-                dataset, backend, str(base), runs / name, recipe.tune_steps, lr, recipe, extra
-            )
+                dataset, backend, str(base), runs / name, recipe.tune_steps, lr, recipe, quiet,
+                extra,
+            )  # fmt: skip
             models[name] = str(path)
     cache = PredictionCache(tmp / ".cache")  # the curve reuses the report's base and finals
     with timer(f"forgetting report ({recipe.eval_rows} test rows per task)"):
@@ -212,7 +213,7 @@ def corpus_of(datasets: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 def _train(
     dataset: Path, backend: str, model: str, out: Path, steps: int, lr: float,
-    recipe: DemoRecipe, extra: dict[str, Any] | None = None,
+    recipe: DemoRecipe, quiet: bool = True, extra: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
     from instructkit.train.run import run_training
 
@@ -229,7 +230,8 @@ def _train(
         "warmup": 0.05,
         **(extra or {}),
     }
-    run_training(dataset, backend, model, out, options, quiet=True)
+    # not quiet: a bar on a terminal, a line every 30 s in a log (a step takes minutes)
+    run_training(dataset, backend, model, out, options, quiet=quiet)
     return out
 
 

@@ -22,9 +22,10 @@ Heavy libraries are imported inside functions so ``import instructkit`` stays li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,16 @@ def is_adapter_dir(path: str | os.PathLike[str]) -> bool:
 
 
 def adapter_base_model(path: str | os.PathLike[str]) -> str:
-    """The base model an adapter directory was trained on."""
+    """The base model an adapter directory was trained on (absolute path, or found again
+    relative to the run directory through instructkit-train.json's ``base_model_ref``)."""
     config = json.loads((Path(path) / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
     if not base:
         raise ModelError(f"Adapter '{path}' does not name its base model: pass --model BASE.")
-    return str(base)
+    from instructkit.artifacts.train_output import resolve_base_model
+
+    # copied to another machine: the run record's path relative to the run still finds it
+    return resolve_base_model(path, str(base))
 
 
 def check_model_source(name_or_path: str) -> str:
@@ -76,8 +81,15 @@ def check_model_source(name_or_path: str) -> str:
 
 
 def looks_local(name_or_path: str) -> bool:
-    """A path rather than a hub id ("org/name"): relative, absolute, home or nested."""
-    return name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    """A path rather than a hub id ("org/name"): relative, absolute, home or nested.
+
+    "runs/lroa" is local when a folder "runs" exists here: a typo in a local path must fail at
+    once with "does not exist", not after a minute of hub retries.
+    """
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        return True
+    first = name_or_path.replace(os.sep, "/").split("/", 1)[0]
+    return "/" in name_or_path.replace(os.sep, "/") and Path(first).is_dir()
 
 
 def is_seq2seq(config: Any) -> bool:
@@ -115,12 +127,19 @@ def load_base_model(name_or_path: str, dtype: Any = None) -> Any:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     source = check_model_source(name_or_path)
-    try:
+    with model_load_errors(name_or_path):
         config = AutoConfig.from_pretrained(source)
         auto = AutoModelForSeq2SeqLM if is_seq2seq(config) else AutoModelForCausalLM
         kwargs = {"dtype": dtype} if dtype is not None else {}
         return auto.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as ex:
+
+
+@contextlib.contextmanager
+def model_load_errors(name_or_path: str) -> Iterator[None]:
+    """Loading failures become one ModelError line; damaged weights say to fetch them again."""
+    try:
+        yield
+    except (OSError, ValueError, ImportError) as ex:
         raise ModelError(f"Could not load model '{name_or_path}': {_first_line(ex)}") from ex
     except Exception as ex:
         if "safetensor" not in type(ex).__name__.lower():

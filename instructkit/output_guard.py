@@ -109,6 +109,7 @@ KINDS: dict[str, tuple[str, Recogniser]] = {
     "compare": ("a comparison ('instructkit evaluate --compare')", _comparison),
     "curve": ("a checkpoint curve ('instructkit evaluate --checkpoints')", _curve),
     "demo": ("a demo output ('instructkit demo')", _record_kind("demo.json")),
+    "export": ("an export ('instructkit export')", _manifest_kind("export")),
     # any dataset directory with our manifest (library callers that name no kind)
     "dataset": ("an instructkit dataset", _dataset),
 }

@@ -38,6 +38,7 @@ from instructkit.evaluate.run import (
     evaluate_model,
     load_eval_rows,
 )
+from instructkit.modeling import check_model_source
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -83,6 +84,7 @@ class ForgettingReport:
     probes: dict[str, dict[str, ProbeResult]] = field(default_factory=dict)
     # per model: lm-evaluation-harness results {task: {metric: value}}, when it ran
     harness: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)  # model -> degenerate predictions
 
     @property
     def baseline(self) -> str:
@@ -229,8 +231,9 @@ def compare_models(
     """
     if len(models) < 2:
         raise OptionsError("Compare at least two models, e.g. base=MODEL tuned=MODEL_OR_ADAPTER.")
-    for name in models:
+    for name, path in models.items():
         check_model_name(name)
+        check_model_source(path)  # a typo in the last model fails before the first is run
     inputs = [*datasets, *models.values()]
     check_output_path(Path(out), overwrite, "compare", inputs)
     # read the data once up front: a missing split fails before any model is loaded
@@ -256,6 +259,7 @@ def compare_models(
             results, tmp, datasets, split, generation, scoring, max_rows, sample_seed, quiet, cache
         )
         report = build_report(split, results, scoring, removed)
+        report.warnings = {name: r.warning for name, r in results.items() if r.warning}
         if harness is not None:
             report.harness = run_harness_for(models, results, harness, tmp)
         write_report(report, tmp)

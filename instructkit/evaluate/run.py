@@ -44,7 +44,7 @@ from instructkit.evaluate.metrics import (
 )
 from instructkit.evaluate.predictions_cache import PredictionCache
 from instructkit.evaluate.probes import ProbeOptions, ProbeResult
-from instructkit.progress import progress_bar
+from instructkit.progress import progress_bar, working
 from instructkit.resources import check_num_proc
 
 PREDICTIONS_NAME = "predictions.jsonl"
@@ -310,6 +310,13 @@ class EvaluationResult:
     predictions_cache: dict[str, Any] | None = None  # {"hit": bool, "key": str | None}
     probes: dict[str, ProbeResult] | None = None  # the loss probe, when asked for
 
+    @property
+    def warning(self) -> str | None:
+        """A line to show when the predictions say the model has not learned to answer yet."""
+        from instructkit.evaluate.degenerate import degenerate_note
+
+        return degenerate_note([str(row.get("prediction", "")) for row in self.rows])
+
 
 def evaluate_model(
     model: str,
@@ -460,7 +467,8 @@ def load_model(model: str, adapter: str | None = None, quiet: bool = False) -> A
     with warnings.catch_warnings():
         # peft calls transformers APIs deprecated in v5: noise the user can do nothing about
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-        loaded = load_for_inference(model, adapter)
+        with working(f"Loading model {model}", quiet):
+            loaded = load_for_inference(model, adapter)
     if torch.cuda.is_available():
         loaded.model.to("cuda")
     return loaded

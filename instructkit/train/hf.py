@@ -20,9 +20,7 @@ from typing import Any
 
 from instructkit.errors import TrainerError
 from instructkit.train.base import Trainer, TrainerOptions, TrainResult, TrainRun
-
-# Keys of HF's log records that make up training_log.jsonl (the rest is timing chatter).
-LOG_KEYS = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm")
+from instructkit.train.callbacks import LOG_KEYS as LOG_KEYS  # what training_log.jsonl keeps
 
 
 @dataclass
@@ -40,6 +38,8 @@ class EncodedSplit:
 
 class HFTrainer(Trainer):
     """Base for backends built on ``transformers.Trainer``; subclasses override ``wrap_model``."""
+
+    accepts_training_arguments = True
 
     def wrap_model(self, model: Any, options: TrainerOptions, run: TrainRun) -> Any:
         """Return the model to train (full fine-tuning: the model itself)."""
@@ -60,38 +60,49 @@ class HFTrainer(Trainer):
     def _train(self, run: TrainRun, options: TrainerOptions) -> TrainResult:
         from transformers import set_seed
 
-        from instructkit.modeling import is_seq2seq, load_base_model, load_tokenizer
+        from instructkit.modeling import is_seq2seq, load_tokenizer
+        from instructkit.progress import working
+        from instructkit.train.model_loading import (
+            check_quantization_support,
+            load_training_model,
+            model_config,
+        )
+        from instructkit.train.record import hf_run_facts
+        from instructkit.train.validation import encode_validation, train_only
 
+        check_quantization_support(options)
         tokenizer = load_tokenizer(run.model)
+        config = model_config(run.model)
+        seq2seq = is_seq2seq(config)
+        with working("Tokenizing the dataset", run.quiet):
+            train_split, _ = encode_dataset(run, tokenizer, seq2seq, train_only(options))
+            validation = encode_validation(run, tokenizer, seq2seq, options, encode_split)
+        # TrainingArguments before the model: a ZeRO-3 config then shards it while it loads
+        args = training_arguments(options, run, has_validation=bool(validation.sets))
         set_seed(options.seed)
-        # fp32 master weights (mixed precision autocasts): a bf16 folder (SmolLM2's) would
-        # otherwise be fine-tuned in pure bf16
-        base = load_base_model(run.model, dtype=_float32())
+        with working(f"Loading model {run.model}", run.quiet):
+            base = load_training_model(run.model, options, config)
         base.name_or_path = run.model  # peft records it as the adapter's base model
-        seq2seq = is_seq2seq(base.config)
-        train_split, eval_split = encode_dataset(run, tokenizer, seq2seq, options)
         if options.gradient_checkpointing:
             base.config.use_cache = False
         model = self.wrap_model(base, options, run)
-        trainer = build_hf_trainer(model, tokenizer, seq2seq, train_split, eval_split, options, run)
+        trainer = build_hf_trainer(
+            model, tokenizer, seq2seq, train_split, validation, options, run, args=args
+        )
         if options.keep_checkpoints:
             trainer.add_callback(keep_checkpoints_callback(self, trainer, tokenizer, options, run))
         trainer.train(resume_from_checkpoint=last_checkpoint(run))
         if trainer.is_world_process_zero():
             self.save_model(trainer.model, run.output_dir, options)
             tokenizer.save_pretrained(run.output_dir)
-        result = build_result(trainer, seq2seq, train_split, eval_split, options)
+        result = build_result(trainer, seq2seq, train_split, validation.first(), options)
         result.extra = {
+            **hf_run_facts(trainer, trainer.model),
+            "validation_tasks": validation.tasks,
             **self.describe_model(trainer.model, options),
             "encoding": encoding_record(tokenizer, train_split.chat),
         }
         return result
-
-
-def _float32() -> Any:
-    import torch
-
-    return torch.float32
 
 
 @contextlib.contextmanager
@@ -216,26 +227,43 @@ def build_hf_trainer(
     tokenizer: Any,
     seq2seq: bool,
     train: EncodedSplit,
-    validation: EncodedSplit | None,
+    validation: Any,
     options: TrainerOptions,
     run: TrainRun,
+    *,
+    args: Any = None,
 ) -> Any:
-    """A ``transformers.Trainer`` with our arguments, collator and callbacks."""
+    """A ``transformers.Trainer`` with our arguments, collator and callbacks.
+
+    ``validation``: an ``EncodedSplit``, a ``task_validation.ValidationSets`` (a loss per task)
+    or None.
+    """
     from transformers import PrinterCallback
 
-    args = training_arguments(options, run, has_validation=validation is not None)
+    from instructkit.train.callbacks import live_log_callback, plain_progress_callback
+    from instructkit.train.run import LOG_NAME
+
+    if hasattr(validation, "eval_dataset"):
+        eval_dataset = validation.eval_dataset()
+    else:
+        eval_dataset = validation.features if validation else None
+    has_validation = eval_dataset is not None
+    if args is None:
+        args = training_arguments(options, run, has_validation=has_validation)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     trainer = hf_trainer_class()(
         model=model,
         args=args,
         train_dataset=train.features,
-        eval_dataset=validation.features if validation else None,
+        eval_dataset=eval_dataset,
         data_collator=make_collator(tokenizer, base, seq2seq),
         processing_class=tokenizer,
         callbacks=[
-            final_step_callback(validation is not None),
+            final_step_callback(has_validation),
             progress_callback(run.quiet),
             finite_loss_callback(options),
+            plain_progress_callback(run.quiet, per_task=isinstance(eval_dataset, dict)),
+            live_log_callback(run.output_dir / LOG_NAME),
         ],
     )
     trainer.remove_callback(PrinterCallback)  # HF prints every log dict when tqdm is off
@@ -246,7 +274,9 @@ def hf_trainer_class() -> Any:
     """``transformers.Trainer`` minus the resume warning about tied weights (harmless)."""
     from transformers import Trainer as HFTrainerLoop
 
-    class QuietResumeTrainer(HFTrainerLoop):  # type: ignore[misc]
+    from instructkit.train.validation import PooledEvalMixin
+
+    class QuietResumeTrainer(PooledEvalMixin, HFTrainerLoop):  # type: ignore[misc]
         def _issue_warnings_after_load(self, load_result: Any) -> None:
             # A checkpoint stores a tied weight once (T5's embeddings and lm_head), so the
             # other names come back "missing" though loading the one filled them all.
@@ -275,12 +305,17 @@ def untied_keys(model: Any, keys: list[str]) -> list[str]:
 
 
 def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: bool) -> Any:
-    """TrainingArguments from our options: no reporting, no tqdm, checkpoints for --resume."""
+    """TrainingArguments from our options, then every HF field passed by name on top.
+
+    Defaults: no reporting (``report_to`` turns it on), no tqdm, checkpoints for --resume.
+    """
     from transformers import TrainingArguments
 
     bf16, fp16 = resolve_precision(options.precision)
     eval_steps = options.logging_steps if options.eval_steps is None else options.eval_steps
-    return TrainingArguments(
+    if eval_steps >= 1:
+        eval_steps = int(eval_steps)
+    kwargs = dict(
         output_dir=str(run.checkpoint_dir),
         learning_rate=options.learning_rate,
         num_train_epochs=options.epochs,
@@ -309,6 +344,14 @@ def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: b
         label_names=["labels"],
         remove_unused_columns=False,
     )
+    kwargs.update(getattr(options, "training_arguments", None) or {})
+    try:
+        return TrainingArguments(**kwargs)
+    except (ValueError, TypeError, ImportError) as ex:
+        passed = ", ".join(sorted(getattr(options, "training_arguments", None) or {}))
+        where = f" (with {passed})" if passed else ""
+        text = " ".join(str(ex).split())
+        raise TrainerError(f"transformers rejected the training arguments{where}: {text}") from ex
 
 
 def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
@@ -506,13 +549,18 @@ def progress_callback(quiet: bool) -> Any:
 
 
 def training_log(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per logged step (train and eval records of a step merged), HF noise dropped."""
+    """One record per logged step (train and eval records of a step merged), HF noise dropped.
+
+    Per-task validation losses (``eval_<task>_loss``) are kept beside the pooled ``eval_loss``.
+    """
+    from instructkit.train.callbacks import log_record
+
     by_step: dict[int, dict[str, Any]] = {}
     for record in log_history:
-        if "loss" not in record and "eval_loss" not in record:
+        kept = log_record(record, int(record.get("step", 0)))
+        if kept is None:
             continue  # the end-of-training summary goes into the metadata instead
-        merged = by_step.setdefault(int(record["step"]), {})
-        merged.update({k: record[k] for k in LOG_KEYS if k in record})
+        by_step.setdefault(kept["step"], {}).update(kept)
     return [by_step[step] for step in sorted(by_step)]
 
 
