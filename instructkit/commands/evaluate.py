@@ -303,6 +303,8 @@ def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | No
 
         curve = score_curves(_run_specs(checkpoints), datasets, split, out, **options)
         click.echo(curve.to_markdown())
+        for point, warning in curve.warnings.items():
+            click.echo(f"Warning: {point}: {warning}", err=True)
         click.echo(f"Wrote {Path(out) / CURVE_JSON} and {Path(out) / CURVE_CHART}")
         return
     if compare:

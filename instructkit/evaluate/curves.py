@@ -62,6 +62,7 @@ class CurveReport:
     tasks: list[dict[str, Any]]  # {"task", "metric", "primary", "num_rows"}
     runs: list[RunCurve]
     out: Path | None = None
+    warnings: dict[str, str] = field(default_factory=dict)  # "run step N" -> degenerate note
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,6 +223,7 @@ def score_curves(
     # read the data once up front: a missing split fails before any model is loaded
     load_eval_rows(datasets, split, max_rows, sample_seed)
     curves: list[RunCurve] = []
+    warnings: dict[str, str] = {}
     tasks: list[dict[str, Any]] = []
     with atomic_output_dir(out, overwrite, "curve") as tmp:
         for name, (path, points, metadata) in planned.items():
@@ -234,6 +236,8 @@ def score_curves(
                 )  # fmt: skip
                 if result.probes is not None:
                     curve.probes.append(result.probes)
+                if result.warning:
+                    warnings[f"{name} step {point.step}"] = result.warning
                 if result.predictions_cache and result.predictions_cache.get("hit"):
                     curve.cache_hits += 1
                 report = result.report
@@ -251,7 +255,7 @@ def score_curves(
                             }
                         )
             curves.append(curve)
-        curve_report = CurveReport(split, tasks, curves)
+        curve_report = CurveReport(split, tasks, curves, warnings=warnings)
         (tmp / CURVE_JSON).write_text(
             json.dumps(curve_report.to_json(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         )
