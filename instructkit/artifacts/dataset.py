@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from instructkit import profiling
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError
 
 DATASET_DICT_NAME = "dataset_dict.json"
@@ -198,7 +199,8 @@ class _HashingFile:
         return self._file.closed
 
     def write(self, data: Any) -> int:
-        self.digest.update(data)
+        with profiling.phase("  checksums (shards)", thread=True):
+            self.digest.update(data)
         return self._file.write(data)
 
     def flush(self) -> None:

@@ -116,7 +116,13 @@ def with_source_options(command):
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def render_command(source: str, out: str, quiet: bool, **options) -> None:
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Print the time spent in each phase (start-up, read, scan, render, write, ...) to "
+    "stderr; also INSTRUCTKIT_PROFILE=1.",
+)
+def render_command(source: str, out: str, quiet: bool, profile: bool, **options) -> None:
     """Render a raw dataset through a template pack into instruction pairs.
 
     SOURCE is a preset (samsum, dialogsum), a pack name (its preset's data), a hub id, a
@@ -129,8 +135,14 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         instructkit render samsum --data-dir data/samsum --out build/samsum --assignment all
         instructkit render my.jsonl --templates samsum --split-ratios 0.8,0.1,0.1 --out build/x
     """
-    from instructkit.render.report import summary_table
-    from instructkit.render.run import RenderOptions, render_dataset
+    from instructkit import profiling
+
+    if profile:
+        profiling.enable()
+    profiling.command_started()
+    with profiling.phase("import render modules"):
+        from instructkit.render.report import summary_table
+        from instructkit.render.run import RenderOptions, render_dataset
 
     if options["max_prompt_tokens"] and not options["tokenizer"]:
         raise click.UsageError("--max-prompt-tokens needs --tokenizer.")
@@ -140,6 +152,7 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         options["data_files"] = None
     result = render_dataset(source, out, RenderOptions(quiet=quiet, **options))
     click.echo(summary_table(result))
+    profiling.print_report()
 
 
 @click.command(name="preview")

@@ -28,6 +28,7 @@ from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.manifest import Manifest, load_manifest, manifest_fingerprint
 from instructkit.errors import MixError
+from instructkit.memory import use_fast_pool
 from instructkit.mix.hygiene import (
     ContaminationReport,
     duplicate_masks,
@@ -60,6 +61,7 @@ def mix_datasets(
     command: Mapping[str, Any] | None = None,
 ) -> MixResult:
     """Plan the mixture and, unless ``dry_run``, write it to ``out`` as a dataset directory."""
+    use_fast_pool()
     if not dry_run:
         if out is None:
             raise MixError("No output directory: pass --out DIR (or --dry-run to only plan).")
