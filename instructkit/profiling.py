@@ -1,4 +1,4 @@
-"""Phase profile of one command (``--profile`` or ``INSTRUCTKIT_PROFILE=1``): where a run's time goes.
+"""Phase profile of one command (``--profile``, ``INSTRUCTKIT_PROFILE=1``): where time goes.
 
 Stages wrap their phases in :func:`phase`; nothing is recorded unless profiling is on, so the
 wrappers cost one boolean test. The report gives each phase's wall time and CPU time (the whole
@@ -96,25 +96,27 @@ def phase(name: str, thread: bool = False) -> Iterator[None]:
 
 def report() -> str:
     """The phase table: start-up, each phase in first-use order, the rest, the total."""
-    lines = [f"{'phase':<34} {'wall s':>8} {'cpu s':>8} {'calls':>6}"]
+    lines = [f"{'phase':<40} {'wall s':>8} {'cpu s':>8} {'calls':>6}"]
     if _startup is not None:
         cpu = _started[1] if _started is not None else 0.0
-        lines.append(f"{'startup (interpreter, imports)':<34} {_startup:8.3f} {cpu:8.3f} {1:>6}")
+        lines.append(f"{'startup (interpreter, imports)':<40} {_startup:8.3f} {cpu:8.3f} {1:>6}")
     with _lock:
         phases = {k: list(v) for k, v in _phases.items()}
     top_wall = 0.0
     for name, (wall, cpu, calls, overlapped) in phases.items():
         label = f"{name} (thread)" if overlapped else name
-        lines.append(f"{label:<34} {wall:8.3f} {cpu:8.3f} {int(calls):>6}")
+        lines.append(f"{label:<40} {wall:8.3f} {cpu:8.3f} {int(calls):>6}")
         if not overlapped and not name.startswith("  "):
             top_wall += wall
     if _started is not None:
         wall = time.perf_counter() - _started[0]
         cpu = time.process_time() - _started[1]
-        lines.append(f"{'other (command body)':<34} {max(0.0, wall - top_wall):8.3f} {'':>8} {'':>6}")
+        lines.append(
+            f"{'other (command body)':<40} {max(0.0, wall - top_wall):8.3f} {'':>8} {'':>6}"
+        )
         total = wall + (_startup or 0.0)
-        lines.append(f"{'total (process)':<34} {total:8.3f} {time.process_time():8.3f} {'':>6}")
-        lines.append(f"{'  of which command body':<34} {wall:8.3f} {cpu:8.3f} {'':>6}")
+        lines.append(f"{'total (process)':<40} {total:8.3f} {time.process_time():8.3f} {'':>6}")
+        lines.append(f"{'  of which command body':<40} {wall:8.3f} {cpu:8.3f} {'':>6}")
     return "\n".join(lines)
 
 

@@ -120,9 +120,7 @@ def mix_command(
     spec = load_mix_spec(spec_file if spec_file else {}, overrides)
     params = click.get_current_context().params
     # --profile changes nothing in the output, so the manifest does not record it
-    command = {
-        k: v for k, v in params.items() if v not in (None, (), [], False) and k != "profile"
-    }
+    command = {k: v for k, v in params.items() if v not in (None, (), [], False) and k != "profile"}
     result = mix_datasets(spec, out, command={"name": "mix", **command}, **run)
     if as_json:
         click.echo(json.dumps(result.manifest or _plan_json(result), indent=2, sort_keys=True))

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from instructkit import profiling
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.manifest import Manifest, load_manifest, manifest_fingerprint
@@ -69,9 +70,12 @@ def mix_datasets(
         artifact.check_output_path(Path(out), overwrite)
     if count_tokens is None and spec.tokenizer:
         count_tokens = load_token_counter(spec.tokenizer)
-    inputs = read_inputs(spec)
-    hygiene = _hygiene(spec, inputs, quiet)
-    tasks, draws = _plan(spec, inputs, hygiene, epoch, count_tokens)
+    with profiling.phase("read inputs"):
+        inputs = read_inputs(spec)
+    with profiling.phase("hygiene (dedup, decontamination)"):
+        hygiene = _hygiene(spec, inputs, quiet)
+    with profiling.phase("plan (tokens, quotas, draws)"):
+        tasks, draws = _plan(spec, inputs, hygiene, epoch, count_tokens)
     result = MixResult(spec, epoch, tasks, _contamination_json(spec, hygiene.report))
     if dry_run:
         return result

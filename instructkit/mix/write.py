@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructkit import __version__
+from instructkit import __version__, profiling
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.inspect import write_composition_chart
@@ -87,19 +87,25 @@ def write_mixture(
     """Write the dataset directory atomically and fill in ``result``'s written fields."""
     names = [i.name for i in inputs]
     with artifact.atomic_output_dir(out, overwrite=overwrite) as tmp:
-        split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
-        for split in EVAL_SPLITS:
-            tables = [
-                _eval_table(i, split, result.spec.eval_cap) for i in inputs if split in i.evaluation
-            ]
-            if tables:
-                split_infos[split] = artifact.write_split(tmp, split, tables)
-        artifact.write_dataset_dict(tmp, split_infos)
-        result.splits = {name: info.num_rows for name, info in split_infos.items()}
-        result.manifest = build_manifest(result, inputs, split_infos, names, command)
-        write_manifest(tmp, result.manifest)
-        # the composition is easier seen than read: a chart beside the manifest, always
-        write_composition_chart({"manifest": result.manifest}, tmp / COMPOSITION_CHART)
+        with profiling.phase("train split (schedule, gather, write)"):
+            split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
+        with profiling.phase("validation/test splits"):
+            for split in EVAL_SPLITS:
+                tables = [
+                    _eval_table(i, split, result.spec.eval_cap)
+                    for i in inputs
+                    if split in i.evaluation
+                ]
+                if tables:
+                    split_infos[split] = artifact.write_split(tmp, split, tables)
+        with profiling.phase("manifest"):
+            artifact.write_dataset_dict(tmp, split_infos)
+            result.splits = {name: info.num_rows for name, info in split_infos.items()}
+            result.manifest = build_manifest(result, inputs, split_infos, names, command)
+            write_manifest(tmp, result.manifest)
+        with profiling.phase("composition chart"):
+            # the composition is easier seen than read: a chart beside the manifest, always
+            write_composition_chart({"manifest": result.manifest}, tmp / COMPOSITION_CHART)
     result.out = out
 
 
@@ -118,7 +124,8 @@ def _write_train(
     checker = PrefixChecker([d.quota for d in draws])
     with progress_bar(total, "mix train", quiet) as bar:
         for task_ids, chunk in _ahead(_train_chunks(inputs, draws)):
-            writer.write(chunk)
+            with profiling.phase("  write train shards"):
+                writer.write(chunk)
             checker.update(task_ids)
             bar.update(len(task_ids))
     result.max_prefix_deviation = checker.worst / total if total else 0.0
@@ -133,7 +140,8 @@ def _train_chunks(
     task_names = pa.array([i.name for i in inputs], type=pa.string())
     done = np.zeros(len(draws), dtype=np.int64)
     quotas = [d.quota for d in draws]
-    for task_ids in schedule_chunks(quotas, chunk_rows([i.train for i in inputs])):
+    schedule = _timed(schedule_chunks(quotas, chunk_rows([i.train for i in inputs])))
+    for task_ids in schedule:
         rows = np.empty(len(task_ids), dtype=np.int64)
         # Positions grouped by task (stable: in schedule order), only the tasks present here:
         # O(rows) per chunk instead of O(rows x tasks).
@@ -146,9 +154,21 @@ def _train_chunks(
             start = int(done[t])
             rows[at] = draws[t].rows(start, start + len(at)) + gatherer.table_starts[t]
             done[t] += len(at)
-        chunk = gatherer.take(rows)
-        task_column = pc.take(task_names, task_ids)
-        yield task_ids, chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
+        with profiling.phase("  gather rows", thread=True):
+            chunk = gatherer.take(rows)
+            task_column = pc.take(task_names, task_ids)
+            chunk = chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
+        yield task_ids, chunk
+
+
+def _timed(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """The schedule's chunks, the time to compute them counted as a phase."""
+    while True:
+        with profiling.phase("  schedule", thread=True):
+            chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _ahead(items: Iterator[T]) -> Iterator[T]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from instructkit import __version__
+from instructkit import __version__, profiling
 from instructkit.artifacts.dataset import (
     DEFAULT_MAX_SHARD_BYTES,
     SPLITS,
@@ -32,14 +32,13 @@ from instructkit.artifacts.dataset import (
     write_dataset_dict,
 )
 from instructkit.artifacts.manifest import write_manifest
-from instructkit import profiling
-from instructkit.memory import use_fast_pool
 from instructkit.errors import (
     OptionsError,
     RenderError,
     SourceError,
     TemplateError,
 )
+from instructkit.memory import use_fast_pool
 from instructkit.progress import progress_bar
 from instructkit.render.assign import (
     ASSIGNMENTS,

@@ -91,7 +91,9 @@ def test_prefix_checker_matches_reference(quotas):
         # an arbitrary (bad) schedule too: all of task 0, then task 1, ...
         naive = np.repeat(np.arange(len(quotas)), quotas).astype(np.int32)
         pieces = np.array_split(naive, 3)
-        assert max_prefix_deviation(quotas, iter(pieces)) == reference_deviation(quotas, iter(pieces))
+        assert max_prefix_deviation(quotas, iter(pieces)) == reference_deviation(
+            quotas, iter(pieces)
+        )
 
 
 def test_both_deadline_paths_are_exercised():
