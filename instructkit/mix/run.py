@@ -274,11 +274,20 @@ def _plan(
     return plans, draws
 
 
+TOKEN_BATCH_ROWS = 4096
+
+
 def _row_tokens(table: pa.Table, rows: np.ndarray, count: TokenCounter | None) -> np.ndarray:
+    """Tokens of each candidate row, counted in batches: memory stays at one batch of text
+    and its ids, however many rows a task has (one call per task held them all)."""
     if count is None:
         return np.empty(0, dtype=np.int64)
-    texts = row_text(table.take(pa.array(rows))).to_pylist() if len(rows) else []
-    return np.asarray(count(texts), dtype=np.int64)
+    tokens = np.empty(len(rows), dtype=np.int64)
+    for start in range(0, len(rows), TOKEN_BATCH_ROWS):
+        batch = rows[start : start + TOKEN_BATCH_ROWS]
+        texts = row_text(table.take(pa.array(batch))).to_pylist()
+        tokens[start : start + len(batch)] = np.asarray(count(texts), dtype=np.int64)
+    return tokens
 
 
 def _eval_rows(table: pa.Table, cap: int | None) -> int:

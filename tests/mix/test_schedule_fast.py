@@ -113,3 +113,23 @@ def test_schedule_at_500_tasks_is_exact_and_quick():
     assert checker.worst / checker.total <= 1
     assert np.array_equal(checker.counts, quotas)
     assert sizes[:-1] == [65_536] * (len(sizes) - 1)
+
+
+def test_row_tokens_are_counted_in_bounded_batches(monkeypatch):
+    import pyarrow as pa
+
+    from instructkit.mix import run as mix_run
+
+    monkeypatch.setattr(mix_run, "TOKEN_BATCH_ROWS", 7)
+    table = pa.table({"prompt": [f"p{i} " * (i % 5) for i in range(40)], "completion": ["c"] * 40})
+    sizes: list[int] = []
+
+    def count(texts: list[str]) -> list[int]:
+        sizes.append(len(texts))
+        return [len(t.split()) for t in texts]
+
+    rows = np.array([3, 1, 4, 15, 9, 2, 6, 5, 35, 8, 39, 0, 7, 11, 12], dtype=np.int64)
+    tokens = mix_run._row_tokens(table, rows, count)
+    assert max(sizes) == 7 and sum(sizes) == len(rows)
+    expected = [len((f"p{i} " * (i % 5) + "\nc").split()) for i in rows]
+    assert tokens.tolist() == expected
