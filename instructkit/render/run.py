@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -451,7 +451,7 @@ def write_split_rows(
     return report
 
 
-def _timed(results: Iterator[Any]) -> Iterator[Any]:
+def _timed(results: Iterator[Any]) -> Generator[Any, None, None]:
     """The results, with the time spent producing them counted as the render phase."""
     try:
         while True:
