@@ -42,6 +42,7 @@ def reset() -> None:
     global _started, _startup
     with _lock:
         _phases.clear()
+    _snapshots.clear()
     _started = None
     _startup = None
 
@@ -117,7 +118,40 @@ def report() -> str:
         total = wall + (_startup or 0.0)
         lines.append(f"{'total (process)':<40} {total:8.3f} {time.process_time():8.3f} {'':>6}")
         lines.append(f"{'  of which command body':<40} {wall:8.3f} {cpu:8.3f} {'':>6}")
+    lines.extend(f"{label}: {line}" for label, line in _snapshots)
+    memory = memory_line()
+    if memory:
+        lines.append(f"at the end: {memory}")
     return "\n".join(lines)
+
+
+_snapshots: list[tuple[str, str]] = []
+
+
+def memory_snapshot(label: str) -> None:
+    """Record the memory line now (printed with the report), e.g. while inputs are mapped."""
+    if _enabled:
+        line = memory_line()
+        if line:
+            _snapshots.append((label, line))
+
+
+def memory_line() -> str | None:
+    """Peak RSS and what the resident memory is now: anonymous (the process's own) vs file
+    pages (memory-mapped inputs and outputs, shared with the page cache), from ``/proc``."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            fields = dict(line.split(":", 1) for line in handle if ":" in line)
+    except OSError:
+        return None
+    mb = {k: int(v.split()[0]) / 1024 for k, v in fields.items() if v.strip().endswith("kB")}
+    if "VmHWM" not in mb:
+        return None
+    return (
+        f"peak RSS {mb['VmHWM']:,.0f} MB; RSS {mb.get('VmRSS', 0):,.0f} MB = "
+        f"anonymous {mb.get('RssAnon', 0):,.0f} + file-backed (mapped files) "
+        f"{mb.get('RssFile', 0):,.0f} + shared {mb.get('RssShmem', 0):,.0f}"
+    )
 
 
 def print_report(stream: TextIO | None = None) -> None:

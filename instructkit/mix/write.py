@@ -89,6 +89,7 @@ def write_mixture(
     with artifact.atomic_output_dir(out, overwrite=overwrite) as tmp:
         with profiling.phase("train split (schedule, gather, write)"):
             split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
+        profiling.memory_snapshot("memory after the train split")
         with profiling.phase("validation/test splits"):
             for split in EVAL_SPLITS:
                 tables = [

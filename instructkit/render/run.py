@@ -204,6 +204,7 @@ def render_dataset(
         progress_bar(total, f"render {pack.task}", opts.quiet, unit="examples") as bar,
     ):
         reports = [write_split_rows(tmp, plan, pack, budget, opts, bar) for plan in plans]
+        profiling.memory_snapshot("memory after the splits")
         with profiling.phase("manifest"):
             write_dataset_dict(tmp, [r.name for r in reports])
             manifest = build_manifest(source, raw, pack, compiled, reports, opts)
