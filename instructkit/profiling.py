@@ -118,14 +118,14 @@ def report() -> str:
         total = wall + (_startup or 0.0)
         lines.append(f"{'total (process)':<40} {total:8.3f} {time.process_time():8.3f} {'':>6}")
         lines.append(f"{'  of which command body':<40} {wall:8.3f} {cpu:8.3f} {'':>6}")
-    lines.extend(f"{label}: {line}" for label, line in _snapshots)
+    lines.extend(f"{label}: {line}" for label, line in _snapshots.items())
     memory = memory_line()
     if memory:
         lines.append(f"at the end: {memory}")
     return "\n".join(lines)
 
 
-_snapshots: list[tuple[str, str]] = []
+_snapshots: dict[str, str] = {}  # the last line per label
 
 
 def memory_snapshot(label: str) -> None:
@@ -133,7 +133,7 @@ def memory_snapshot(label: str) -> None:
     if _enabled:
         line = memory_line()
         if line:
-            _snapshots.append((label, line))
+            _snapshots[label] = line
 
 
 def memory_line() -> str | None:
