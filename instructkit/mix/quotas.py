@@ -304,6 +304,9 @@ class PrefixChecker:
         if n == 0:
             return
         task_ids = np.asarray(task_ids, dtype=np.int64)
+        if len(self.quotas) <= 8:  # few tasks: one vectorised scan per task is cheaper
+            self._update_per_task(task_ids)
+            return
         order = np.argsort(task_ids, kind="stable")
         grouped = task_ids[order]
         starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
@@ -317,6 +320,15 @@ class PrefixChecker:
         self.worst = max(self.worst, int(after_error), int(before_error))
         self.counts += np.bincount(task_ids, minlength=len(self.counts))
         self.done += n
+
+    def _update_per_task(self, task_ids: np.ndarray) -> None:
+        positions = np.arange(self.done + 1, self.done + len(task_ids) + 1, dtype=np.int64)
+        for t, q in enumerate(self.quotas.tolist()):
+            running = self.counts[t] + np.cumsum(task_ids == t)
+            error = int(np.abs(running * self.total - positions * q).max(initial=0))
+            self.worst = max(self.worst, error)
+            self.counts[t] = running[-1]
+        self.done += len(task_ids)
 
 
 # ---------------------------------------------------------------- rows per task
