@@ -353,7 +353,8 @@ class BackgroundWriter:
     def put(self, table: pa.Table) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put(table)
+        with profiling.phase("wait for the writer"):  # the queue is full: writing is behind
+            self._queue.put(table)
 
     def __enter__(self) -> BackgroundWriter:
         return self
