@@ -337,8 +337,9 @@ class BackgroundWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="instructkit-writer", daemon=True)
-        self._thread.start()
+        # Started on the first put(): by then --num-proc's workers are forked, so no fork
+        # happens while this thread may hold a lock.
+        self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
         while (table := self._queue.get()) is not None:
@@ -353,6 +354,11 @@ class BackgroundWriter:
     def put(self, table: pa.Table) -> None:
         if self._error is not None:
             raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="instructkit-writer", daemon=True
+            )
+            self._thread.start()
         with profiling.phase("wait for the writer"):  # the queue is full: writing is behind
             self._queue.put(table)
 
@@ -360,6 +366,8 @@ class BackgroundWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
+        if self._thread is None:
+            return
         if kind is not None:
             self._stop = True
         with profiling.phase("wait for the writer"):
