@@ -8,15 +8,27 @@ evaluate, ...) are added by built-in plugins through ``register_commands``, like
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from instructkit import __version__
-from instructkit.errors import InstructkitError
-from instructkit.plugins import list_plugins, load_plugins, pm
+from instructkit.errors import InstructkitError, Terminated
+from instructkit.plugins import (
+    list_plugins,
+    load_plugins,
+    one_line,
+    plugin_of_module,
+    pm,
+    third_party_plugins,
+    warn,
+)
 
 # render, mix, inspect and score work without these; train, evaluate and demo need them
 TRAINING_EXTRA_MODULES = frozenset({"torch", "transformers", "peft", "accelerate", "tokenizers"})
@@ -31,7 +43,8 @@ class InstructkitGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except InstructkitError as ex:
             if debug_enabled():
                 raise
@@ -49,11 +62,68 @@ class InstructkitGroup(click.Group):
             if debug_enabled():
                 raise
             raise click.ClickException(describe_os_error(ex)) from ex
-        except KeyboardInterrupt:
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as ex:
             if debug_enabled():
                 raise
+            if isinstance(ex, ValueError) and "not JSON compliant" in str(ex):
+                raise click.ClickException(
+                    f"A result is NaN or infinite, which JSON cannot hold, so nothing was "
+                    f"written ({ex}); use --debug for details."
+                ) from ex
+            failure = plugin_failure(ex)
+            if failure is None:
+                raise  # our own bug: the traceback is what a report needs
+            raise failure from ex
+        except KeyboardInterrupt as ex:
+            if debug_enabled():
+                raise
+            if isinstance(ex, Terminated):
+                click.echo("Terminated: nothing was written.", err=True)
+                ctx.exit(128 + signal.SIGTERM)
             click.echo("Interrupted: nothing was written.", err=True)
             ctx.exit(130)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` (a KeyboardInterrupt) in this process, so every
+    cleanup that Ctrl-C gets (temp folders, worker pools, kept checkpoints) runs for it too.
+    Forked workers that inherit the handler die the default way instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def plugin_failure(ex: Exception) -> click.ClickException | None:
+    """One line naming the third-party plugin whose code raised (None: not a plugin's)."""
+    traceback = ex.__traceback__
+    culprit = None
+    while traceback is not None:
+        module = traceback.tb_frame.f_globals.get("__name__", "")
+        culprit = plugin_of_module(module) or culprit
+        traceback = traceback.tb_next
+    if culprit is None:
+        return None
+    return click.ClickException(
+        f"Plugin '{culprit}' failed: {one_line(ex)} (use --debug for the traceback; fix or "
+        f"uninstall the plugin, or leave it out of INSTRUCTKIT_LOAD_PLUGINS)."
+    )
 
 
 def describe_os_error(ex: OSError | UnicodeError) -> str:
@@ -113,7 +183,7 @@ def plugins_list(include_builtin: bool, as_json: bool) -> None:
     """
     plugins = list_plugins(include_builtin=include_builtin)
     if as_json:
-        click.echo(json.dumps(plugins, indent=2))
+        click.echo(json.dumps(plugins, indent=2, allow_nan=False))
         return
     if not plugins:
         click.echo("No third-party plugins installed (use --all to include the built-ins).")
@@ -125,12 +195,30 @@ def plugins_list(include_builtin: bool, as_json: bool) -> None:
 
 
 def _register_plugin_commands() -> None:
+    """Built-in commands first, then each third-party plugin's on its own: one that raises is
+    reported and skipped, and one that would replace a built-in command is reported and the
+    built-in kept (a plugin cannot silently change what `instructkit render` does)."""
     try:
         load_plugins()
     except InstructkitError as ex:
         # A broken plugin must not take `--help` down with a traceback.
         raise SystemExit(f"Error: {ex}") from ex
-    pm.hook.register_commands(cli=cli)
+    others = [plugin for _, plugin in third_party_plugins()]
+    pm.subset_hook_caller("register_commands", remove_plugins=others)(cli=cli)
+    builtin_commands = dict(cli.commands)
+    for name, plugin in third_party_plugins():
+        rest = [p for p in pm.get_plugins() if p is not plugin]
+        try:
+            pm.subset_hook_caller("register_commands", remove_plugins=rest)(cli=cli)
+        except Exception as ex:  # noqa: BLE001 - the plugin's bug, reported in one line
+            warn(f"plugin '{name}' failed to add its commands and was skipped: {one_line(ex)}.")
+        for command_name, command in builtin_commands.items():
+            if cli.commands.get(command_name) is not command:
+                cli.commands[command_name] = command
+                warn(
+                    f"plugin '{name}' tried to replace the built-in command '{command_name}'; "
+                    f"the built-in was kept (the plugin should name its command differently)."
+                )
 
 
 _register_plugin_commands()

@@ -78,7 +78,7 @@ def run_demo(
         raise InstructkitError(
             f"No DialogSum-layout data in '{data}' (dialogsum.train.jsonl): pass --data-dir."
         )
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "demo", [data, model]) as tmp:
         report = _run_steps(tmp, data, model, recipe, quiet, echo, final=Path(out))
     report.out = Path(out)
     return report
@@ -244,7 +244,9 @@ def _write_recipe(tmp: Path, recipe: DemoRecipe, data: Path, model: str | None) 
     import json
 
     record = {"recipe": asdict(recipe), "data_dir": str(data), "model": model or "tiny (built)"}
-    (tmp / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    (tmp / "demo.json").write_text(
+        json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    )
 
 
 def _relocate_paths(report: Any, tmp: Path, final: Path) -> None:

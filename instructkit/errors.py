@@ -6,6 +6,10 @@ Every message says what went wrong *and* how to fix it, because it is all the us
 from __future__ import annotations
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, docker stop, schedulers) arrived: cleaned up exactly like Ctrl-C."""
+
+
 class InstructkitError(Exception):
     """A problem the user can fix; the message says how."""
 

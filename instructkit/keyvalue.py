@@ -13,3 +13,17 @@ def key_value(text: str, strip: bool = False) -> tuple[str, str] | None:
     if strip:
         key, value = key.strip(), value.strip()
     return (key, value) if sep and key else None
+
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+def parse_bool(text: str) -> bool:
+    """``true/1/yes/on`` or ``false/0/no/off`` (any case); ValueError otherwise."""
+    lowered = text.lower()
+    if lowered in TRUE_WORDS:
+        return True
+    if lowered in FALSE_WORDS:
+        return False
+    raise ValueError(text)

@@ -6,6 +6,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
+import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "instructkit.commands.evaluate",
     "instructkit.commands.score",
     "instructkit.commands.demo",
+    "instructkit.commands.models",
     "instructkit.commands.tiny_model",
 )
 
@@ -56,24 +58,73 @@ def _entry_points_disabled() -> bool:
 
 
 def _load_entry_points(allowed: set[str] | None) -> None:
+    """Register every entry-point plugin that loads; report (never raise) those that don't,
+    so one broken plugin cannot take every command down."""
+    found = []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.append(ep.name)
         if allowed is not None and ep.name not in allowed:
             continue
         if pm.get_plugin(ep.name) is not None:
             continue
         try:
             module = ep.load()
-        except Exception as ex:  # noqa: BLE001 - any import error in a plugin is the user's to see
-            raise PluginError(
-                f"Plugin '{ep.name}' ({ep.value}) failed to load: {ex}. "
-                f"Uninstall it or fix it, or set INSTRUCTKIT_LOAD_PLUGINS to skip it."
-            ) from ex
-        pm.register(module, name=ep.name)
+            pm.register(module, name=ep.name)
+        except Exception as ex:  # noqa: BLE001 - any error in a plugin is the user's to see
+            warn(
+                f"plugin '{ep.name}' ({ep.value}) failed to load and was skipped: "
+                f"{one_line(ex)}. Fix or uninstall it, or leave it out of "
+                f"INSTRUCTKIT_LOAD_PLUGINS."
+            )
+            continue
+        _entry_point_plugins[ep.name] = ep.value
         if ep.dist is not None:
             _plugin_versions[ep.name] = ep.dist.version
+    for name in sorted((allowed or set()) - set(found)):
+        installed = ", ".join(sorted(set(found))) or "none"
+        warn(
+            f"INSTRUCTKIT_LOAD_PLUGINS names '{name}', which no installed plugin has "
+            f"(installed: {installed})."
+        )
 
 
 _plugin_versions: dict[str, str] = {}
+_entry_point_plugins: dict[str, str] = {}  # name -> entry point ("module:attr")
+problems: list[str] = []  # what was reported about plugins in this process
+
+
+def warn(message: str) -> None:
+    """Report a plugin problem on stderr, once, without stopping the command."""
+    if message in problems:
+        return
+    problems.append(message)
+    print(f"instructkit: warning: {message}", file=sys.stderr)
+
+
+def one_line(ex: BaseException) -> str:
+    text = str(ex).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(ex).__name__}: {first}" if first else type(ex).__name__
+
+
+def third_party_plugins() -> list[tuple[str, Any]]:
+    """(name, plugin) of every registered plugin that is not a built-in."""
+    return [
+        (pm.get_name(p) or repr(p), p)
+        for p in pm.get_plugins()
+        if not is_builtin(pm.get_name(p) or "")
+    ]
+
+
+def plugin_of_module(module_name: str) -> str | None:
+    """The third-party plugin whose code ``module_name`` is (or is inside), if any."""
+    for name, plugin in third_party_plugins():
+        owner = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else None
+        owner = owner or type(plugin).__module__
+        root = owner.split(".")[0]
+        if module_name == owner or module_name.split(".")[0] == root != "instructkit":
+            return name
+    return None
 
 
 def _trace_hooks() -> None:
@@ -103,10 +154,21 @@ def load_plugins() -> pluggy.PluginManager:
     for name in DEFAULT_PLUGINS:
         if pm.get_plugin(name) is None:
             pm.register(importlib.import_module(name), name=name)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as ex:
-        raise PluginError(f"{ex}. Check the hook names against 'instructkit.hookspecs'.") from ex
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as ex:
+            culprit = pm.get_name(ex.plugin) if ex.plugin is not None else None
+            if culprit is None or culprit not in _entry_point_plugins:
+                raise PluginError(
+                    f"{ex}. Check the hook names against 'instructkit.hookspecs'."
+                ) from ex
+            pm.unregister(name=culprit)
+            warn(
+                f"plugin '{culprit}' ({_entry_point_plugins.pop(culprit)}) was skipped: {ex}. "
+                f"Check its hook names against 'instructkit.hookspecs'."
+            )
     if os.environ.get("INSTRUCTKIT_TRACE_PLUGINS"):
         _trace_hooks()
     return pm

@@ -170,10 +170,11 @@ def generate_one(model_dir: str | os.PathLike[str], prompt: str, max_new_tokens:
     """Greedy generation for one prompt with the evaluate convention (checks it runs)."""
     import torch
 
-    from instructkit.modeling import encode_prompt, load_for_inference
+    from instructkit.modeling import encode_prompt, generation_chat, load_for_inference
 
     loaded = load_for_inference(str(model_dir))
-    ids = torch.tensor([encode_prompt(loaded.tokenizer, prompt, loaded.seq2seq, 64)])
+    chat = generation_chat(loaded, [prompt])
+    ids = torch.tensor([encode_prompt(loaded.tokenizer, prompt, loaded.seq2seq, 64, chat)])
     with torch.no_grad():
         out = loaded.model.generate(
             input_ids=ids,

@@ -19,7 +19,22 @@ README = ROOT / "README.md"
 START, END = "<!-- commands:start -->", "<!-- commands:end -->"
 HEADER = (
     "# Command reference\n\n"
-    "Generated from `--help` by `scripts/cli_reference.py`; a test keeps it current.\n"
+    "Generated from `--help` by `scripts/cli_reference.py`; a test keeps it current.\n\n"
+    "## What `--overwrite` replaces\n\n"
+    "Without `--overwrite` an existing output is never touched. With it, a command replaces "
+    "`--out` only when it is an empty folder, or a folder instructkit wrote for the same "
+    "command, recognised by the record written there: the dataset manifest `instructkit.json` "
+    "with `kind: render` or `kind: mix`, `instructkit-train.json`, `instructkit-model.json` "
+    "(tiny-model, models get), `metrics.json` beside `predictions.jsonl` (evaluate), `report.json` "
+    "(evaluate --compare), `demo.json`, or a `pack.yaml` starting with the "
+    "'Imported by instructkit templates import' line. Anything else (your thesis, another "
+    "command's output, a hand-written pack) is refused in one line that names the folder and "
+    "what it holds. An output equal to, inside, or containing any input of the command (a "
+    "data file or folder, a dataset, a model, a templates file) is refused before any work, "
+    "with or without `--overwrite`. The new output is built in a hidden `.OUT.tmp-PID-HEX` "
+    "folder beside `--out` and moved into place only when complete; an output that appears "
+    "meanwhile (another run) is not replaced. Ctrl-C and SIGTERM remove the temp folder; one "
+    "left by a killed run is removed by the next run to the same `--out`.\n"
 )
 
 

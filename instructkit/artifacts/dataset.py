@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from instructkit import profiling
-from instructkit.errors import DatasetDirError, OutputError, OutputExistsError
+from instructkit import output_guard, profiling
+from instructkit.errors import DatasetDirError, OutputError
 
 DATASET_DICT_NAME = "dataset_dict.json"
 
@@ -62,35 +61,44 @@ DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
 
 
 @contextlib.contextmanager
-def atomic_output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+def atomic_output_dir(
+    out: str | os.PathLike[str],
+    overwrite: bool = False,
+    kind: str | None = None,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+) -> Iterator[Path]:
     """Yield a temporary directory that becomes ``out`` only if the block finishes.
 
     Any exception (including Ctrl-C) removes the temporary directory, so a failed run leaves
-    neither a half-written dataset nor a clobbered previous one.
+    neither a half-written dataset nor a clobbered previous one. ``kind`` and ``inputs`` are
+    for :func:`check_output_path`; an output that appears while the block runs is not replaced
+    (without ``overwrite``), and temp folders of dead runs are removed first.
     """
-    target = Path(out)
-    check_output_path(target, overwrite)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    check_output_path(Path(out), overwrite, kind, inputs)
+    target = output_guard.absolute_target(out)
+    output_guard.remove_stale_temp_dirs(target)
+    tmp = output_guard.temp_sibling(target)
     with _output_errors(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
     try:
         yield tmp
+        with _output_errors(target):
+            _replace_dir(tmp, target, overwrite, kind)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    with _output_errors(target):
-        _replace_dir(tmp, target)
 
 
-def check_output_path(target: Path, overwrite: bool) -> None:
-    """Refuse an existing output without --overwrite, and a file where a directory must go."""
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"Output '{target}' is a file: remove it or choose another path.")
-    if target.exists() and not overwrite:
-        raise OutputExistsError(
-            f"Output '{target}' already exists: pass --overwrite to replace it."
-        )
+def check_output_path(
+    target: Path,
+    overwrite: bool,
+    kind: str | None = None,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+) -> None:
+    """Refuse an output that overlaps an input, exists without --overwrite, is a file, or is a
+    folder --overwrite must not replace (see :mod:`instructkit.output_guard`)."""
+    output_guard.check_output(target, overwrite, kind, inputs)
 
 
 @contextlib.contextmanager
@@ -125,12 +133,15 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
+def _replace_dir(tmp: Path, target: Path, overwrite: bool = True, kind: str | None = None) -> None:
     old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    if target.exists() or target.is_symlink():
+        if not overwrite:  # it appeared while we were writing: another run's, never replaced
+            output_guard.rename_no_replace(tmp, target)
+        output_guard.check_replaceable(target, kind)
+        old = output_guard.temp_sibling(target, "old")
         target.rename(old)
-    tmp.rename(target)
+    output_guard.rename_no_replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -139,13 +150,22 @@ def _replace_dir(tmp: Path, target: Path) -> None:
 
 
 def features_json(schema: pa.Schema) -> dict[str, Any]:
-    """The ``datasets`` Features description of an Arrow schema (the types we write)."""
+    """The ``datasets`` Features description of an Arrow schema (the types we write).
+
+    Written in the form every ``datasets`` release we support (>=2.19) reads: a list is a
+    ``Sequence`` (datasets 4+ reads it as ``List``, the same Arrow type), a list of structs is a
+    one-element JSON list. datasets 4's own ``"_type": "List"`` is unknown below 4.0.
+    """
     return {f.name: _feature(f.type) for f in schema}
 
 
-def _feature(arrow_type: pa.DataType) -> dict[str, Any]:
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        return {"feature": _feature(arrow_type.value_type), "_type": "List"}
+def _feature(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_list(arrow_type):
+        if pa.types.is_struct(arrow_type.value_type):  # Sequence(dict) means dict of lists
+            return [_feature(arrow_type.value_type)]
+        return {"feature": _feature(arrow_type.value_type), "_type": "Sequence"}
+    if pa.types.is_large_list(arrow_type):  # newer datasets only; SCHEMA has no large lists
+        return {"feature": _feature(arrow_type.value_type), "_type": "LargeList"}
     if pa.types.is_struct(arrow_type):
         return {f.name: _feature(f.type) for f in arrow_type}
     dtype = {
@@ -163,7 +183,9 @@ def _feature(arrow_type: pa.DataType) -> dict[str, Any]:
 
 
 def _schema_with_hf_metadata(schema: pa.Schema) -> pa.Schema:
-    info = json.dumps({"info": {"features": features_json(schema)}}, sort_keys=True)
+    info = json.dumps(
+        {"info": {"features": features_json(schema)}}, sort_keys=True, allow_nan=False
+    )
     return schema.with_metadata({"huggingface": info})
 
 
@@ -350,8 +372,10 @@ def write_dataset_dict(dataset_dir: Path, splits: Iterable[str]) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Sorted keys, no timestamps: the same data gives the same bytes."""
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    """Sorted keys, no timestamps: the same data gives the same bytes. Strict JSON (no NaN)."""
+    path.write_text(
+        json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    )
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -21,7 +21,11 @@ from instructkit.hookspecs import hookimpl
 @click.option("--tune-steps", type=click.IntRange(1), help="Steps of each B fine-tuning.")
 @click.option("--eval-rows", type=click.IntRange(1), help="Test rows scored per task.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is a demo output, or empty (nothing else).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No step log or progress bars.")
 def demo_command(
     out: str, data_dir: str | None, model: str | None, base_steps: int | None,

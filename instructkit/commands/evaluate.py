@@ -10,6 +10,8 @@ import click
 from instructkit.evaluate.metrics import DEFAULT_BOOTSTRAP, MULTI_REF_MODES
 from instructkit.hookspecs import hookimpl
 
+MAX_BOOTSTRAP = 100_000  # more resamples change no digit shown, and cost minutes to hours
+
 _MODEL_SPEC_HELP = "NAME=MODEL_OR_ADAPTER"
 
 
@@ -35,7 +37,7 @@ def _add_scoring_options(func: Any, metric_help: str) -> Any:
         ),
         click.option(
             "--bootstrap",
-            type=click.IntRange(min=0),
+            type=click.IntRange(min=0, max=MAX_BOOTSTRAP),
             default=DEFAULT_BOOTSTRAP,
             show_default=True,
             help="Bootstrap resamples for the 95% confidence intervals (0: none).",
@@ -68,6 +70,10 @@ def _generation_options(func: Any) -> Any:
                      help="Prompts generated per batch."),
         click.option("--max-source-length", type=click.IntRange(min=1), default=512,
                      show_default=True, help="Prompt tokens kept at most."),
+        click.option("--chat-template", type=click.Choice(["auto", "on", "off"]), default="auto",
+                     show_default=True,
+                     help="Prompt through the tokenizer's chat template: auto = as the model was "
+                          "trained, else for conversational rows only."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -97,8 +103,9 @@ def _check_model_spec(value: str) -> None:
     """A --compare value itself must be NAME=PATH (later models may follow as arguments)."""
     name, sep, path = value.partition("=")
     if not (name and sep and path):
+        example = f"{name or 'base'}={path or 'MODEL_DIR'}" if sep else f"base={value}"
         raise click.BadParameter(
-            f"'{value}' is not {_MODEL_SPEC_HELP}: write e.g. --compare base={value}.",
+            f"'{value}' is not {_MODEL_SPEC_HELP}: write e.g. --compare {example}.",
             param_hint="--compare",
         )
 
@@ -161,7 +168,11 @@ def _align(table: list[list[str]]) -> str:
 )
 @click.option("--sample-seed", type=int, help="With --max-rows: a seeded random sample.")
 @_generation_options
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is an evaluation written before, or empty (nothing else).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | None,
                      compare: tuple[str, ...], split: str, out: str, multi_ref: str,

@@ -28,11 +28,17 @@ def inspect_command(dataset_dir: str, as_json: bool, chart: str | None) -> None:
         inspect_dataset,
         write_composition_chart,
     )
+    from instructkit.output_guard import check_not_an_input
 
     if chart:
         check_output_file(chart)
+        check_not_an_input(chart, [dataset_dir])
     info = inspect_dataset(dataset_dir)
-    click.echo(json.dumps(info, indent=2, sort_keys=True) if as_json else format_inspection(info))
+    click.echo(
+        json.dumps(info, indent=2, sort_keys=True, allow_nan=False)
+        if as_json
+        else format_inspection(info)
+    )
     if chart:
         write_composition_chart(info, chart)
         click.echo(f"Chart written to {chart}", err=as_json)

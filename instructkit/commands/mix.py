@@ -73,7 +73,11 @@ def _parse_tasks(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 )
 @click.option("--num-shards", type=click.IntRange(min=1), help="Shards for the train split.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is a mixture written before, or empty (nothing else).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (or plan) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option(
@@ -123,7 +127,11 @@ def mix_command(
     command = {k: v for k, v in params.items() if v not in (None, (), [], False) and k != "profile"}
     result = mix_datasets(spec, out, command={"name": "mix", **command}, **run)
     if as_json:
-        click.echo(json.dumps(result.manifest or _plan_json(result), indent=2, sort_keys=True))
+        click.echo(
+            json.dumps(
+                result.manifest or _plan_json(result), indent=2, sort_keys=True, allow_nan=False
+            )
+        )
     else:
         click.echo(format_plan(result))
     profiling.print_report()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from instructkit.hookspecs import hookimpl
@@ -26,9 +28,12 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str | None) -> li
     if not value:
         return None
     try:
-        return [float(v) for v in value.split(",")]
+        ratios = [float(v) for v in value.split(",")]
     except ValueError as ex:
         raise click.BadParameter(f"'{value}' is not comma-separated numbers.", ctx, param) from ex
+    if not all(math.isfinite(r) for r in ratios):
+        raise click.BadParameter(f"'{value}': every ratio must be a finite number.", ctx, param)
+    return ratios
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -37,9 +42,12 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     number, unit = (value[:-1], value[-1].upper()) if value[-1].upper() in units else (value, "")
     try:
-        return int(float(number) * units.get(unit, 1))
+        size = float(number) * units.get(unit, 1)
     except ValueError as ex:
         raise click.BadParameter(f"'{value}' is not a size like 500M.", ctx, param) from ex
+    if not math.isfinite(size) or size < 1:
+        raise click.BadParameter(f"'{value}' is not a positive size like 500M.", ctx, param)
+    return int(size)
 
 
 source_options = [
@@ -114,7 +122,11 @@ def with_source_options(command):
     show_default=True,
     help="Worker processes (output is identical for any value).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if instructkit rendered it before, or it is empty (nothing else).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--profile",

@@ -53,9 +53,11 @@ def score_command(predictions: str, references: tuple[str, ...], reference_field
     """
     from instructkit.artifacts.dataset import check_output_file
     from instructkit.evaluate.run import ScoringOptions, score_file
+    from instructkit.output_guard import check_not_an_input
 
     if out:
         check_output_file(out)
+        check_not_an_input(out, [predictions, *references])
     fields = [f.strip() for f in reference_fields.split(",")] if reference_fields else None
     if fields is not None and not all(fields):
         raise click.BadParameter("give field names separated by commas.",
@@ -71,9 +73,9 @@ def score_command(predictions: str, references: tuple[str, ...], reference_field
     }
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        Path(out).write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
         click.echo(format_scores(reports, with_mode=len(reports) > 1))
 

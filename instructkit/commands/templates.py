@@ -73,7 +73,11 @@ def templates_lint(pack: str, data: str | None, data_dir: str | None) -> None:
 @click.option("--out", "-o", required=True, type=click.Path(), help="Pack directory to write.")
 @click.option("--task", help="Task name (default: the file's dataset).")
 @click.option("--source", help="Default source of the pack (a preset name).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing pack directory.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is a pack imported before, or empty (nothing else).",
+)
 def templates_import(
     yaml_file: str, out: str, task: str | None, source: str | None, overwrite: bool
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 from instructkit.hookspecs import hookimpl
@@ -21,7 +24,11 @@ from instructkit.hookspecs import hookimpl
 @click.option("--hidden-size", type=click.IntRange(16), default=128, show_default=True)
 @click.option("--layers", type=click.IntRange(1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace OUT if it is a tiny model written before, or empty (nothing else).",
+)
 def tiny_model_command(
     out: str, arch: str, corpora: tuple[str, ...], vocab_size: int, hidden_size: int,
     layers: int, seed: int, overwrite: bool,
@@ -36,16 +43,20 @@ def tiny_model_command(
         instructkit tiny-model build/tiny-t5 --corpus build/summary
         instructkit tiny-model build/tiny-llama --arch llama --hidden-size 64
     """
-    from instructkit.artifacts.dataset import atomic_output_dir
+    from instructkit.artifacts.dataset import atomic_output_dir, check_output_path
     from instructkit.demo import corpus_of
+    from instructkit.output_guard import MODEL_RECORD
     from instructkit.tiny import save_tiny_model
 
+    check_output_path(Path(out), overwrite, "tiny-model", corpora)
     texts = corpus_of(corpora) if corpora else None
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "tiny-model") as tmp:
         save_tiny_model(
             tmp, arch, texts=texts, seed=seed, vocab_size=vocab_size, size=hidden_size,
             layers=layers,
         )  # fmt: skip
+        record = {"kind": "tiny-model", "arch": arch, "seed": seed}
+        (tmp / MODEL_RECORD).write_text(json.dumps(record, allow_nan=False) + "\n")
     click.echo(f"Tiny {arch} model written to {out}")
 
 

@@ -30,11 +30,24 @@ class LoraOptions(TrainerOptions):
         "model must learn outputs its base never produced).",
     )
     merge: bool = option(False, "Merge the adapter into the base and save a full model.")
+    load_in_4bit: bool = option(
+        False, "QLoRA: load the frozen base in 4 bits (NF4, bitsandbytes; needs a CUDA GPU)."
+    )
+    load_in_8bit: bool = option(
+        False, "Load the frozen base in 8 bits (bitsandbytes; needs a CUDA GPU)."
+    )
 
     def validate(self) -> None:
         super().validate()
         if self.dropout >= 1:
             raise OptionsError("Option 'dropout' must be < 1.")
+        if self.load_in_4bit and self.load_in_8bit:
+            raise OptionsError("Options load_in_4bit and load_in_8bit exclude each other.")
+        if self.merge and (self.load_in_4bit or self.load_in_8bit):
+            raise OptionsError(
+                "Option merge=true cannot merge into a 4-/8-bit base: train with load_in_*bit, "
+                "then merge the adapter into the full-precision base separately."
+            )
 
 
 def check_target_modules(model: Any, targets: list[str]) -> None:

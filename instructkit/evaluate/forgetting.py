@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifacts.dataset import atomic_output_dir
+from instructkit.artifacts.dataset import atomic_output_dir, check_output_path
 from instructkit.errors import OptionsError
 from instructkit.evaluate.generate import GenerationOptions
 from instructkit.evaluate.metrics import Score
@@ -163,9 +163,11 @@ def compare_models(
         raise OptionsError("Compare at least two models, e.g. base=MODEL tuned=MODEL_OR_ADAPTER.")
     for name in models:
         check_model_name(name)
+    inputs = [*datasets, *models.values()]
+    check_output_path(Path(out), overwrite, "compare", inputs)
     # read the data once up front: a missing split fails before any model is loaded
     load_eval_rows(datasets, split, max_rows, sample_seed)
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "compare") as tmp:
         results = {
             name: evaluate_model(
                 path,
@@ -210,7 +212,9 @@ def build_report(split: str, results: Mapping[str, EvaluationResult]) -> Forgett
 def write_report(report: ForgettingReport, out: Path) -> None:
     """Write report.json, report.md and report.png into ``out``."""
     data = report.to_json()
-    (out / REPORT_JSON).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    (out / REPORT_JSON).write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    )
     (out / REPORT_MARKDOWN).write_text(report.to_markdown(), encoding="utf-8")
     report.write_chart(out / REPORT_CHART)
 

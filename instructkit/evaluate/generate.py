@@ -8,12 +8,13 @@ in the first batch) and the outputs are put back in input order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from instructkit.errors import OptionsError
-from instructkit.modeling import LoadedModel, encode_prompt
+from instructkit.modeling import LoadedModel, encode_prompt, generation_chat, stop_token_ids
 
 
 @dataclass
@@ -28,15 +29,24 @@ class GenerationOptions:
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate() call."})
     max_source_length: int = field(default=512, metadata={"help": "Prompt tokens kept at most."})
     seed: int = field(default=0, metadata={"help": "Seed for sampling."})
+    chat_template: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: as the model was trained (else conversational rows only); on; off."
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "num_beams", "batch_size", "max_source_length"):
             if getattr(self, name) < 1:
                 raise OptionsError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if self.temperature <= 0:
-            raise OptionsError(f"temperature must be positive, got {self.temperature}.")
-        if not 0 < self.top_p <= 1:
-            raise OptionsError(f"top_p must be in (0, 1], got {self.top_p}.")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise OptionsError(
+                f"temperature (--temperature) must be a finite number above 0, "
+                f"got {self.temperature}."
+            )
+        if not 0 < self.top_p <= 1:  # also refuses nan
+            raise OptionsError(f"top_p (--top-p) must be in (0, 1], got {self.top_p}.")
         if not self.do_sample and (self.temperature != 1.0 or self.top_p != 1.0):
             raise OptionsError(
                 "temperature and top_p only apply when sampling: add do_sample (--do-sample)."
@@ -45,13 +55,13 @@ class GenerationOptions:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def generate_kwargs(self, tokenizer: Any) -> dict[str, Any]:
+    def generate_kwargs(self, tokenizer: Any, stop_ids: list[int] | None = None) -> dict[str, Any]:
         """Keyword arguments for ``model.generate``; sampling knobs only when sampling."""
         kwargs: dict[str, Any] = {
             "max_new_tokens": self.max_new_tokens,
             "num_beams": self.num_beams,
             "do_sample": self.do_sample,
-            "eos_token_id": tokenizer.eos_token_id,
+            "eos_token_id": stop_ids or tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         }
         if self.do_sample:
@@ -72,8 +82,10 @@ def generate(
     torch.manual_seed(options.seed)
     # an empty causal prompt without a bos token would give a zero-width batch
     fallback = [loaded.tokenizer.eos_token_id]
+    chat = generation_chat(loaded, prompts, options.chat_template)
     encoded = [
-        encode_prompt(loaded.tokenizer, p, loaded.seq2seq, options.max_source_length) or fallback
+        encode_prompt(loaded.tokenizer, p, loaded.seq2seq, options.max_source_length, chat)
+        or fallback
         for p in prompts
     ]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
@@ -100,7 +112,7 @@ def _generate_batch(
         generated = loaded.model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention_mask.to(device),
-            **options.generate_kwargs(tokenizer),
+            **options.generate_kwargs(tokenizer, stop_token_ids(loaded.model, tokenizer)),
         )
     if not loaded.seq2seq:
         # a causal model returns prompt + continuation; left padding aligns every prompt's end

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instructkit.artifacts.dataset import atomic_output_dir, open_split, require_columns
+from instructkit.artifacts.dataset import (
+    atomic_output_dir,
+    check_output_path,
+    open_split,
+    require_columns,
+)
 from instructkit.artifacts.manifest import load_manifest
 from instructkit.artifacts.train_output import read_train_metadata
 from instructkit.errors import EvaluateError, OptionsError
@@ -38,6 +43,7 @@ from instructkit.evaluate.metrics import (
     score_pairs,
 )
 from instructkit.progress import progress_bar
+from instructkit.resources import check_num_proc
 
 PREDICTIONS_NAME = "predictions.jsonl"
 METRICS_NAME = "metrics.json"
@@ -61,8 +67,7 @@ class ScoringOptions:
                 f"Unknown multi-reference mode '{self.multi_ref}': use "
                 f"{', '.join(MULTI_REF_MODES)}."
             )
-        if self.num_proc < 1:
-            raise OptionsError(f"num_proc must be at least 1, got {self.num_proc}.")
+        check_num_proc(self.num_proc)
         for name in self.metrics or ():
             get_metric(name)  # fail before generating, not after
 
@@ -141,7 +146,10 @@ def _split_rows(
     default_task = str(manifest.get("task") or Path(dataset).name)
     rows = []
     for index, row in enumerate(table.to_pylist()):
-        references = row.get("references") or [row.get("completion") or ""]
+        completion = row.get("completion")
+        if isinstance(completion, list):  # conversational: the assistant message's text
+            completion = completion[-1].get("content") if completion else ""
+        references = row.get("references") or [completion or ""]
         rows.append(
             {
                 "task": row.get("task") or default_task,
@@ -260,13 +268,14 @@ def evaluate_model(
     """Generate predictions for a split, score them, write predictions.jsonl and metrics.json."""
     generation = generation or GenerationOptions()
     scoring = scoring or ScoringOptions()
+    check_output_path(Path(out), overwrite, "evaluate", [*datasets, model, adapter])
     rows, task_metrics = load_eval_rows(datasets, split, max_rows, sample_seed)
     if not rows:
         raise EvaluateError(f"Split '{split}' has no rows in {', '.join(map(str, datasets))}.")
     if not scoring.metrics:
         for name in dict.fromkeys(m for names in task_metrics.values() for m in names):
             get_metric(name)  # a pack naming an unknown metric fails before generation
-    with atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "evaluate") as tmp:
         model_info = predict_rows(model, adapter, rows, generation, quiet)
         report = score_rows(rows, task_metrics, scoring)[scoring.multi_ref]
         write_predictions(tmp / PREDICTIONS_NAME, rows)
@@ -290,7 +299,10 @@ def predict_rows(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Fill in each row's ``prediction``; return a description of the model used."""
+    from instructkit.modeling import chat_template_id, generation_chat
+
     loaded = load_model(model, adapter, quiet)
+    chat = generation_chat(loaded, [r["prompt"] for r in rows], generation.chat_template)
     with progress_bar(len(rows), f"Generating with {Path(model).name}", quiet) as bar:
         predictions = generate(loaded, [r["prompt"] for r in rows], generation, bar.update)
     for row, prediction in zip(rows, predictions, strict=True):
@@ -301,6 +313,7 @@ def predict_rows(
         "base": loaded.base,
         "seq2seq": loaded.seq2seq,
         "tuned_on": tuned_on_tasks(loaded.adapter or model),
+        "chat_template_id": chat_template_id(loaded.tokenizer) if chat else None,
     }
 
 
@@ -335,11 +348,13 @@ def write_predictions(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             record = {name: row.get(name) for name in PREDICTION_FIELDS}
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 # ---------------------------------------------------------------- scoring a predictions file
@@ -393,16 +408,18 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 f"it has {', '.join(record) or 'no fields'}."
             )
         if not isinstance(record["prediction"], str):
+            shown = json.dumps(record["prediction"], allow_nan=True)  # not written: a message
             raise EvaluateError(
                 f"Line {number} of '{path}': 'prediction' must be a string, got "
-                f'{json.dumps(record["prediction"])}; write the text in quotes ("" if empty).'
+                f'{shown}; write the text in quotes ("" if empty).'
             )
-        refs = record.get("references", record.get("reference")) or []
+        key = "references" if "references" in record else "reference"
+        refs = record.get(key) or []
         rows.append(
             {
                 "task": record.get("task") or "all",
                 "prediction": record["prediction"],
-                "references": [refs] if isinstance(refs, str) else list(refs),
+                "references": _texts(refs, f"Line {number} of '{path}': '{key}'"),
             }
         )
     return rows
@@ -442,10 +459,21 @@ def _jsonl_references(
             )
         row: list[str] = []
         for name in fields:
-            value = record[name]
-            row.extend([value] if isinstance(value, str) else list(value))
+            row.extend(_texts(record[name], f"Line {number} of '{path}': field '{name}'"))
         rows.append(row)
     return rows
+
+
+def _texts(value: Any, where: str) -> list[str]:
+    """A reference value as a list of strings: a string, or a list of strings, nothing else."""
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        shown = json.dumps(value, allow_nan=True)[:60]  # not written: a message
+        raise EvaluateError(
+            f"{where} must be a string or a list of strings, got {shown}: write each "
+            f"reference as text in quotes."
+        )
+    return values
 
 
 def is_jsonl(path: str | os.PathLike[str], lines: Sequence[str]) -> bool:
@@ -460,7 +488,14 @@ def _read_lines(path: str | os.PathLike[str], what: str) -> list[str]:
     if not file.is_file():
         raise EvaluateError(f"{what} '{path}' does not exist.")
     # split on "\n" only: str.splitlines also breaks at U+2028 and friends found in real text
-    lines = [line.removesuffix("\r") for line in file.read_text(encoding="utf-8").split("\n")]
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as ex:
+        raise EvaluateError(
+            f"{what} '{path}' is not valid UTF-8 (byte {ex.object[ex.start : ex.start + 1]!r} "
+            f"at offset {ex.start}): re-encode it as UTF-8."
+        ) from ex
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()  # the final newline and trailing blank lines end the file, not a row
     if not any(line.strip() for line in lines):

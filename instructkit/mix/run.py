@@ -67,7 +67,8 @@ def mix_datasets(
         if out is None:
             raise MixError("No output directory: pass --out DIR (or --dry-run to only plan).")
         # fail before the (possibly long) planning, with the same checks the writer makes
-        artifact.check_output_path(Path(out), overwrite)
+        paths = [t.path for t in spec.tasks] + list(spec.eval_sets) + [spec.tokenizer]
+        artifact.check_output_path(Path(out), overwrite, "mix", paths)
     if count_tokens is None and spec.tokenizer:
         count_tokens = load_token_counter(spec.tokenizer)
     with profiling.phase("read inputs"):

@@ -86,7 +86,7 @@ def write_mixture(
 ) -> None:
     """Write the dataset directory atomically and fill in ``result``'s written fields."""
     names = [i.name for i in inputs]
-    with artifact.atomic_output_dir(out, overwrite=overwrite) as tmp:
+    with artifact.atomic_output_dir(out, overwrite, "mix") as tmp:
         with profiling.phase("train split (schedule, gather, write)"):
             split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
         profiling.memory_snapshot("memory after the train split")

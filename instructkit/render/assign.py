@@ -110,7 +110,7 @@ def seeded_order(names: list[str], salt: str) -> list[int]:
 
 def check_ratios(ratios: list[float]) -> None:
     """Ratios for train/validation/test: three non-negative numbers summing to 1."""
-    if len(ratios) != len(SPLITS) or any(r < 0 for r in ratios):
+    if len(ratios) != len(SPLITS) or not all(0 <= r < float("inf") for r in ratios):
         raise RenderError(
             f"--split-ratios needs three non-negative numbers (train,validation,test), "
             f"got {','.join(map(str, ratios))}."

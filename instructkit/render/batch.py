@@ -54,6 +54,7 @@ class BatchResult:
     truncated: Counter = field(default_factory=Counter)
     over_budget: Counter = field(default_factory=Counter)
     empty_prompts: Counter = field(default_factory=Counter)
+    empty_completions: Counter = field(default_factory=Counter)
     prompt_tokens: dict[str, np.ndarray] = field(default_factory=dict)
     completion_tokens: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -105,6 +106,7 @@ class BatchRenderer:
                 template, sub, prompt, completion, describe, result
             )
         self._count_empty(template, prompt, describe, result)
+        self._count_empty(template, completion, describe, result, "completion")
         references = self._references(template, sub, completion, describe)
         n = len(rows)
         result.counts[template.template_id] += n
@@ -124,17 +126,20 @@ class BatchRenderer:
             schema=SCHEMA,
         )
 
-    def _count_empty(self, template, prompt: pa.Array, describe, result: BatchResult) -> None:
-        empty = ~present(prompt)
+    def _count_empty(
+        self, template, texts: pa.Array, describe, result: BatchResult, block: str = "prompt"
+    ) -> None:
+        empty = ~present(texts)
         if not empty.any():
             return
         if self.fail_on_empty:
             raise RenderError(
-                f"Template '{self.task}/{template.template_id}' rendered an empty prompt for "
+                f"Template '{self.task}/{template.template_id}' rendered an empty {block} for "
                 f"{describe(int(np.argmax(empty)))}: fix the template or the data, or drop "
                 f"--on-empty fail to count such rows instead."
             )
-        result.empty_prompts[template.template_id] += int(empty.sum())
+        counter = result.empty_prompts if block == "prompt" else result.empty_completions
+        counter[template.template_id] += int(empty.sum())
 
     def _apply_budget(self, template, sub, prompt, completion, describe, result):
         budget = self.budget
@@ -288,6 +293,7 @@ def _ignore_sigint() -> None:
     # Ctrl-C goes to the whole process group: only the parent handles it (it stops the pool).
     # A worker interrupted inside a queue operation would leave the parent waiting forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's SIGTERM handler is not ours
 
 
 def run_batches(

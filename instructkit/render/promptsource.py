@@ -19,11 +19,12 @@ from typing import Any
 import jinja2
 import yaml
 from jinja2 import meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from instructkit.artifacts.dataset import atomic_output_dir
 from instructkit.errors import TemplateError
+from instructkit.output_guard import IMPORTED_PACK_MARK
 from instructkit.render.templates import CompiledTemplate, TemplateSpec, read_utf8, yaml_error
+from instructkit.sandbox import BoundedSandbox, TemplateLimit, bounded_join
 
 TEXT_VAR_LENGTH = 2048
 SEPARATOR = "|||"
@@ -69,7 +70,7 @@ def import_promptsource(
     data = read_promptsource_yaml(yaml_path)
     out = Path(out_dir)
     task = task or str(data.get("dataset", out.name)).replace("/", "_")
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, "pack", [yaml_path]) as tmp:
         _write_pack(data, tmp, task, source)
     return out
 
@@ -93,10 +94,20 @@ def _write_pack(data: dict[str, Any], out: Path, task: str, source: str | None) 
                 f"Template '{template_id}' of the promptsource file has no 'jinja' text: "
                 f"fix or remove it."
             )
+        if body.count(SEPARATOR) > 1:
+            tail = body.split(SEPARATOR, 2)[2].strip()
+            raise TemplateError(
+                f"Template '{template_id}' of the promptsource file has "
+                f"{body.count(SEPARATOR)} '{SEPARATOR}' separators: promptsource drops the text "
+                f"after the second ({tail[:30]!r}). Keep one separator (prompt {SEPARATOR} "
+                f"completion) and import again."
+            )
         (out / f"{template_id}.jinja").write_text(body, encoding="utf-8")
     pack = {"task": task, "source": source, "metrics": ["rouge"], "templates": entries}
     (out / "pack.yaml").write_text(
-        yaml.safe_dump(pack, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        f"{IMPORTED_PACK_MARK} from a promptsource file.\n"
+        + yaml.safe_dump(pack, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
     )
 
 
@@ -124,7 +135,7 @@ def promptsource_environment() -> jinja2.Environment:
     """promptsource's Jinja settings (no block trimming) inside our sandbox, strict."""
     from instructkit.plugins import load_plugins
 
-    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    env = BoundedSandbox(undefined=jinja2.StrictUndefined, finalize=None)
     env.globals["zip"] = zip
     env.filters["choice"] = _choice
     env.filters["most_frequent"] = _most_frequent
@@ -156,7 +167,13 @@ class PromptsourceRenderer:
             )
         protected = {k: _protect(v) for k, v in row.items()}
         protected["answer_choices"] = self._answer_choices(protected)
-        parts = [_unprotect(p).strip() for p in self.body.render(**protected).split(SEPARATOR)]
+        text = bounded_join(self.body.generate(**protected))
+        parts = [_unprotect(p).strip() for p in text.split(SEPARATOR)]
+        if len(parts) > 2 and any(parts[2:]):
+            raise TemplateLimit(
+                f"its output has {len(parts) - 1} '{SEPARATOR}' separators, so the text after "
+                f"the second ({parts[2][:30]!r}) would be dropped: keep one separator"
+            )
         return parts[0], parts[1] if len(parts) > 1 else ""
 
     def _answer_choices(self, protected: dict[str, Any]) -> list[str] | None:

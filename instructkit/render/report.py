@@ -22,7 +22,7 @@ def summary_table(result: RenderResult) -> str:
         lines.append(f"{report.name:<12}{'(total)':<32}{report.info.num_rows:>8}"
                      f"   skipped: {skipped_text}")  # fmt: skip
     lines += _length_lines(result)
-    lines += _empty_prompt_lines(result)
+    lines += _empty_prompt_lines(result) + _empty_completion_lines(result)
     lines.append("")
     lines.append(
         f"{result.num_rows} rows in {result.seconds:.2f} s ({result.rows_per_second:,.0f} rows/s)"
@@ -40,6 +40,21 @@ def _empty_prompt_lines(result: RenderResult) -> list[str]:
         "",
         f"Warning: {total} prompt(s) rendered empty ({where}): check the template "
         f"('instructkit templates lint'), or pass --on-empty fail to stop on them.",
+    ]
+
+
+def _empty_completion_lines(result: RenderResult) -> list[str]:
+    empty = [
+        (r.name, tid, n) for r in result.splits for tid, n in sorted(r.empty_completions.items())
+    ]
+    if not empty:
+        return []
+    total = sum(n for _, _, n in empty)
+    where = ", ".join(f"{split}/{tid} {n}" for split, tid, n in empty)
+    return [
+        "",
+        f"Warning: {total} empty completion(s) written ({where}): a model trained on them "
+        f"learns to say nothing. Check the template and the data, or pass --on-empty fail.",
     ]
 
 

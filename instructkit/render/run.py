@@ -65,6 +65,7 @@ from instructkit.render.sources import (
     load_generic,
 )
 from instructkit.render.templates import CompiledTemplate, Pack, find_pack, load_pack
+from instructkit.resources import check_num_proc, workers_for
 
 ON_EMPTY = ("skip", "fail")
 
@@ -106,6 +107,7 @@ class RenderOptions:
             raise OptionsError("Token budgets need a tokenizer: add --tokenizer NAME_OR_PATH.")
         if self.num_proc < 1 or self.batch_size < 1:
             raise OptionsError("--num-proc and the batch size must be at least 1.")
+        check_num_proc(self.num_proc)
         if self.split_ratios is not None:
             check_ratios(list(self.split_ratios))
 
@@ -145,6 +147,7 @@ class SplitReport:
     truncated: Counter = field(default_factory=Counter)
     over_budget: Counter = field(default_factory=Counter)
     empty_prompts: Counter = field(default_factory=Counter)
+    empty_completions: Counter = field(default_factory=Counter)
     prompt_tokens: dict[str, list[np.ndarray]] = field(default_factory=dict)
     completion_tokens: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
@@ -191,7 +194,7 @@ def render_dataset(
     opts = replace(options, **fields) if options is not None else RenderOptions(**fields)
     started = time.perf_counter()
     use_fast_pool()
-    check_output_path(Path(out), opts.overwrite)  # before reading any input
+    check_output_path(Path(out), opts.overwrite, "render", render_inputs(source, opts))
     with profiling.phase("read inputs (+ hash)"):
         raw, pack = resolve(source, opts)
     with profiling.phase("compile templates"):
@@ -200,7 +203,7 @@ def render_dataset(
     budget = load_budget(opts)
     total = sum(p.kept_rows for p in plans)
     with (
-        atomic_output_dir(out, opts.overwrite) as tmp,
+        atomic_output_dir(out, opts.overwrite, "render") as tmp,
         progress_bar(total, f"render {pack.task}", opts.quiet, unit="examples") as bar,
     ):
         reports = [write_split_rows(tmp, plan, pack, budget, opts, bar) for plan in plans]
@@ -212,6 +215,19 @@ def render_dataset(
         finishing = time.perf_counter()
     profiling.add("finish (rename output)", time.perf_counter() - finishing)
     return RenderResult(Path(out), pack.task, reports, time.perf_counter() - started, manifest)
+
+
+def render_inputs(source: str, opts: RenderOptions) -> list[str | Path | None]:
+    """Local paths render will read (an output must not overlap them). A preset or pack name
+    is not a path even when a folder of that name exists here: resolve() never reads it."""
+    paths: list[str | Path | None] = [opts.data_dir, opts.tokenizer]
+    paths += list((opts.data_files or {}).values())
+    if opts.templates:
+        paths.append(find_pack(opts.templates))
+    if get_source(source) is None:
+        as_pack = None if opts.data_files else find_pack(source)
+        paths.append(as_pack if as_pack is not None else source)
+    return paths
 
 
 def resolve(source: str, opts: RenderOptions) -> tuple[RawDataset, Pack]:
@@ -385,7 +401,8 @@ def example_ids(table: pa.Table, split: RawSplit) -> pa.Array:
 
 
 def _content_key(row: dict[str, Any]) -> str:
-    text = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
+    # not written, only hashed: a NaN in the data must still give a key
+    text = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -437,10 +454,12 @@ def write_split_rows(
     report = SplitReport(plan.name, [t.template_id for t in plan.templates], writer.info)
     report.skipped.update(plan.skipped)
     chunks = FixedChunks(writer.write)
+    batches = sum(-(-len(mask) // opts.batch_size) for _, mask, _ in plan.members)
+    num_proc = workers_for(opts.num_proc, batches)
     # Shards are written (IPC, hashing, the file) in a background thread while the next
     # batches render: both release the GIL for their bulk work. Same chunks, same order.
     sink = BackgroundWriter(chunks.add)
-    results = _timed(run_batches(renderer, iter_jobs(plan, plan.templates, opts), opts.num_proc))
+    results = _timed(run_batches(renderer, iter_jobs(plan, plan.templates, opts), num_proc))
     with contextlib.closing(results), sink:  # an error or Ctrl-C stops the workers at once
         for result in results:
             sink.put(result.table)
@@ -510,6 +529,7 @@ def _merge(report: SplitReport, result) -> None:
     report.truncated.update(result.truncated)
     report.over_budget.update(result.over_budget)
     report.empty_prompts.update(result.empty_prompts)
+    report.empty_completions.update(result.empty_completions)
     for tid, lengths in result.prompt_tokens.items():
         report.prompt_tokens.setdefault(tid, []).append(lengths)
         report.completion_tokens.setdefault(tid, []).append(result.completion_tokens[tid])
@@ -551,6 +571,7 @@ def build_manifest(
         "truncations": {r.name: dict(sorted(r.truncated.items())) for r in reports},
         "over_budget": {r.name: dict(sorted(r.over_budget.items())) for r in reports},
         "empty_prompts": {r.name: dict(sorted(r.empty_prompts.items())) for r in reports},
+        "empty_completions": {r.name: dict(sorted(r.empty_completions.items())) for r in reports},
         "tokenizer": opts.tokenizer,
         "length_stats": {r.name: r.length_stats() for r in reports} if opts.tokenizer else {},
         "splits": {r.name: r.info.to_json() for r in reports},

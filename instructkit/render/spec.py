@@ -31,7 +31,7 @@ from typing import Any
 
 from instructkit.artifacts.dataset import check_output_path
 from instructkit.errors import OptionsError
-from instructkit.render.run import RenderOptions, RenderResult, render_dataset
+from instructkit.render.run import RenderOptions, RenderResult, render_dataset, render_inputs
 
 # CLI names that differ from the RenderOptions field names
 _ALIASES = {"template": "template_ids", "data_file": "data_files", "key": "key_column"}
@@ -119,7 +119,12 @@ def render_spec(
 ) -> list[RenderResult]:
     """Render every task in this process, in order; every output is checked before any."""
     for task in tasks:
-        check_output_path(Path(task.out), task.options.overwrite)
+        check_output_path(
+            Path(task.out),
+            task.options.overwrite,
+            "render",
+            render_inputs(task.source, task.options),
+        )
     results = []
     for task in tasks:
         result = render_dataset(task.source, task.out, task.options)

@@ -26,10 +26,10 @@ from typing import Any, Protocol
 import jinja2
 import yaml
 from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from instructkit.errors import TemplateError
 from instructkit.paths import template_search_path
+from instructkit.sandbox import BoundedSandbox, bounded_join, row_scope
 
 PACK_FILE = "pack.yaml"
 KINDS = ("original", "inverted")
@@ -42,7 +42,7 @@ def make_environment() -> jinja2.Environment:
     """Build the one sandboxed, strict Jinja environment and let plugins add filters."""
     from instructkit.plugins import load_plugins
 
-    env = ImmutableSandboxedEnvironment(
+    env = BoundedSandbox(
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -263,10 +263,15 @@ class CompiledTemplate:
     def render_row(self, row: Mapping[str, Any], where: str = "a row") -> tuple[str, str]:
         """Render one row into (prompt, completion); a missing field names template and row."""
         try:
-            if self.row_renderer is not None:
-                return self.row_renderer.apply(row)
-            return self.render_block("prompt", row), self.render_block("completion", row)
+            with row_scope(row):
+                if self.row_renderer is not None:
+                    return self.row_renderer.apply(row)
+                return self.render_block("prompt", row), self.render_block("completion", row)
         except jinja2.UndefinedError as ex:
+            if _UNDEFINED_NAME.search(str(ex)) is None:  # 'str object' has no attribute 'x'
+                raise TemplateError(
+                    f"Template '{self.task}/{self.template_id}' failed on {where}: {ex}."
+                ) from ex
             raise self.missing_field_error(ex, row, where) from ex
         except TemplateError:
             raise
@@ -278,7 +283,7 @@ class CompiledTemplate:
 
     def render_block(self, block: str, row: Mapping[str, Any]) -> str:
         context = self.jinja.new_context(dict(row))
-        return "".join(self.jinja.blocks[block](context))
+        return bounded_join(self.jinja.blocks[block](context), block)
 
     def missing_field_error(self, ex: Exception, row: Mapping[str, Any], where: str) -> Exception:
         match = _UNDEFINED_NAME.search(str(ex))

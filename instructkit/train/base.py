@@ -10,7 +10,7 @@ never repeats it. Importing this module never imports torch.
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import math
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from instructkit.errors import OptionsError, PluginError, UnknownTrainerError
-from instructkit.keyvalue import key_value
+from instructkit.keyvalue import key_value, parse_bool
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 _NONE = {"none", "null", ""}
+# The TrainerOptions field holding TrainingArguments passed through by their HF names.
+PASSTHROUGH_FIELD = "training_arguments"
 
 
 # ---------------------------------------------------------------- options
@@ -69,6 +69,12 @@ class TrainerOptions:
     completion_only: bool = option(
         True, "Causal models: loss on the completion only (false: on prompt + completion too)."
     )
+    chat_template: str = option(
+        "auto",
+        "Causal models: auto = the chat template for conversational rows only (as TRL); "
+        "on = string rows too (prompt as user turn, completion as assistant turn); off = never.",
+        choices=("auto", "on", "off"),
+    )
     seed: int = option(42, "Seed for initialisation and data order (same seed, same model on CPU).")
     warmup: float = option(
         0.0, "Linear warmup: steps if >= 1, fraction of all steps if < 1.", minimum=0
@@ -77,18 +83,34 @@ class TrainerOptions:
     lr_scheduler: str = option(
         "linear",
         "Learning-rate schedule.",
-        choices=("linear", "cosine", "constant", "constant_with_warmup"),
+        choices=(
+            "linear",
+            "cosine",
+            "cosine_with_restarts",
+            "polynomial",
+            "constant",
+            "constant_with_warmup",
+            "inverse_sqrt",
+            "cosine_with_min_lr",
+            "warmup_stable_decay",
+        ),  # fmt: skip
     )
     logging_steps: int = option(
         10, "Log the train loss every N steps (and at the last step).", minimum=1
     )
-    eval_steps: int | None = option(
-        None,
-        "Validation loss every N steps (default: logging_steps; 0: at the end only).",
+    eval_steps: float | None = option(
+        0.25,
+        "Validation loss every N steps, or every fraction < 1 of the run (0.25: four times), "
+        "and at the end; 0: at the end only; none: every logging_steps.",
         minimum=0,
     )
     max_eval_samples: int | None = option(
-        None, "Use at most N validation rows (default: all), to keep evaluation cheap.", minimum=1
+        None, "Use at most N validation rows in all (default: all).", minimum=1
+    )
+    eval_rows_per_task: int | None = option(
+        64,
+        "Validation rows per task (the first N of each; none: all): a loss per task, cheaply.",
+        minimum=1,
     )
     save_steps: int = option(500, "Save a checkpoint for --resume every N steps.", minimum=1)
     save_total_limit: int = option(2, "Checkpoints kept while training.", minimum=1)
@@ -97,9 +119,23 @@ class TrainerOptions:
         choices=("auto", "fp32", "bf16", "fp16"),
     )  # fmt: skip
     gradient_checkpointing: bool = option(False, "Trade compute for memory on large models.")
+    dtype: str = option(
+        "fp32",
+        "Weights' dtype at load: fp32 (master weights; bf16/fp16 precision autocasts), auto (as "
+        "saved: a bf16 checkpoint then trains in pure bf16), bf16 or fp16.",
+        choices=("auto", "bf16", "fp16", "fp32"),
+    )
+    attn_implementation: str | None = option(
+        None,
+        "Attention kernel: eager, sdpa, flash_attention_2, ... (default: transformers' choice).",
+    )
     train_split: str = option("train", "Split to train on.")
     validation_split: str = option(
         "validation", "Split for the validation loss (skipped if absent)."
+    )
+    training_arguments: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Other transformers.TrainingArguments fields, by their HF names."},
     )
 
     def __post_init__(self) -> None:
@@ -113,14 +149,31 @@ class TrainerOptions:
             raise OptionsError("Nothing to train: set max_steps > 0 or epochs > 0.")
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TrainerOptions:
-        """Build options from a mapping (config file values or ``key=value`` strings)."""
-        names = {f.name for f in dataclasses.fields(cls)}
+    def from_mapping(
+        cls, values: Mapping[str, Any], *, training_arguments: bool = False
+    ) -> TrainerOptions:
+        """Build options from a mapping (config file values or ``key=value`` strings).
+
+        Aliases (HF names such as ``num_train_epochs``, shortcuts such as ``lr``) reach our
+        options. With ``training_arguments`` (backends on the HF Trainer), every other
+        ``TrainingArguments`` field is accepted by its HF name, typed as HF declares it.
+        """
+        from instructkit.train.hf_options import coerce_passthrough, split_options
+
+        values = dict(values)
+        nested = values.pop(PASSTHROUGH_FIELD, None) or {}
+        if not isinstance(nested, Mapping):
+            raise OptionsError(f"Option '{PASSTHROUGH_FIELD}' must be a mapping of HF fields.")
+        for key, value in nested.items():  # a `training_arguments:` mapping reads as options
+            if key in values:
+                raise OptionsError(f"Option '{key}' is given twice: give it once.")
+            values[key] = value
+        names = {f.name for f in dataclasses.fields(cls)} - {PASSTHROUGH_FIELD}
+        ours, extra = split_options(values, names, training_arguments)
         hints = typing.get_type_hints(cls)
-        for key in values:
-            if key not in names:
-                raise OptionsError(_unknown_key_message(key, sorted(names)))
-        coerced = {key: _coerce(key, value, hints[key]) for key, value in values.items()}
+        coerced = {key: _coerce(key, value, hints[key]) for key, value in ours.items()}
+        if extra:
+            coerced[PASSTHROUGH_FIELD] = coerce_passthrough(extra)
         return cls(**coerced)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +185,8 @@ def describe_options(options_cls: type[TrainerOptions]) -> list[dict[str, Any]]:
     hints = typing.get_type_hints(options_cls)
     rows = []
     for spec in dataclasses.fields(options_cls):
+        if spec.name == PASSTHROUGH_FIELD:
+            continue
         rows.append(
             {
                 "name": spec.name,
@@ -157,17 +212,13 @@ def parse_option_strings(pairs: Iterable[str]) -> dict[str, str]:
     return parsed
 
 
-def _unknown_key_message(key: str, names: list[str]) -> str:
-    close = difflib.get_close_matches(key, names, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return f"Unknown option '{key}'.{hint} Valid options: {', '.join(names)}."
-
-
 def _check_field(options: TrainerOptions, spec: dataclasses.Field[Any]) -> None:
     value = getattr(options, spec.name)
     hint = typing.get_type_hints(type(options))[spec.name]
     if not _matches_type(value, hint):
         raise OptionsError(f"Option '{spec.name}' must be {_type_name(hint)}, got {value!r}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise OptionsError(f"Option '{spec.name}' must be a finite number, got {value!r}.")
     choices = spec.metadata.get("choices")
     if choices and value not in choices:
         raise OptionsError(
@@ -192,6 +243,8 @@ def _matches_type(value: Any, hint: Any) -> bool:
         return nullable
     if typing.get_origin(inner) is list:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if typing.get_origin(inner) is dict:
+        return isinstance(value, dict)
     if inner is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if inner is int:
@@ -212,19 +265,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return value
     try:
         if inner is bool:
-            return _parse_bool(value)
+            return parse_bool(value)
         return inner(value)
     except ValueError:
         raise OptionsError(f"Option '{key}' must be {_type_name(hint)}, got {value!r}.") from None
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(text)
 
 
 def _type_name(hint: Any) -> str:
@@ -278,12 +322,16 @@ class Trainer(ABC):
     :cvar description: one line shown by ``instructkit train --list``.
     :cvar needs_gpu: True when the backend cannot run on CPU (the contract test then skips).
     :cvar Options: a :class:`TrainerOptions` subclass; every field has a default and help text.
+    :cvar accepts_training_arguments: True when ``options.training_arguments`` (HF
+        ``TrainingArguments`` fields by name) reaches the loop (``HFTrainer`` sets it).
     """
 
     trainer_id: ClassVar[str]
     description: ClassVar[str]
     needs_gpu: ClassVar[bool] = False
     Options: ClassVar[type[TrainerOptions]] = TrainerOptions
+    #: True for backends on ``transformers.Trainer``: any TrainingArguments field by its HF name.
+    accepts_training_arguments: ClassVar[bool] = False
 
     @abstractmethod
     def train(self, run: TrainRun, options: TrainerOptions) -> TrainResult:
@@ -366,6 +414,8 @@ def list_trainers() -> list[type[Trainer]]:
 def build_options(trainer_cls: type[Trainer], values: Mapping[str, Any] | None) -> TrainerOptions:
     """Validate ``values`` against a trainer's Options; errors name the backend."""
     try:
-        return trainer_cls.Options.from_mapping(values or {})
+        return trainer_cls.Options.from_mapping(
+            values or {}, training_arguments=trainer_cls.accepts_training_arguments
+        )
     except OptionsError as ex:
         raise OptionsError(f"Backend '{trainer_cls.trainer_id}': {ex}") from ex

@@ -11,6 +11,7 @@ functions: plugins import this module at load time and ``--help`` must stay fast
 from __future__ import annotations
 
 import contextlib
+import sys
 import types
 import warnings
 from collections.abc import Iterator
@@ -19,9 +20,7 @@ from typing import Any
 
 from instructkit.errors import TrainerError
 from instructkit.train.base import Trainer, TrainerOptions, TrainResult, TrainRun
-
-# Keys of HF's log records that make up training_log.jsonl (the rest is timing chatter).
-LOG_KEYS = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm")
+from instructkit.train.callbacks import LOG_KEYS as LOG_KEYS  # what training_log.jsonl keeps
 
 
 @dataclass
@@ -34,10 +33,13 @@ class EncodedSplit:
     truncated_completions: int = 0
     dropped: int = 0
     longest_completion: int = 0
+    chat: bool = False  # rows went through the tokenizer's chat template
 
 
 class HFTrainer(Trainer):
     """Base for backends built on ``transformers.Trainer``; subclasses override ``wrap_model``."""
+
+    accepts_training_arguments = True
 
     def wrap_model(self, model: Any, options: TrainerOptions, run: TrainRun) -> Any:
         """Return the model to train (full fine-tuning: the model itself)."""
@@ -58,24 +60,43 @@ class HFTrainer(Trainer):
     def _train(self, run: TrainRun, options: TrainerOptions) -> TrainResult:
         from transformers import set_seed
 
-        from instructkit.modeling import is_seq2seq, load_base_model, load_tokenizer
+        from instructkit.modeling import is_seq2seq, load_tokenizer
+        from instructkit.train.model_loading import (
+            check_quantization_support,
+            load_training_model,
+            model_config,
+        )
+        from instructkit.train.record import hf_run_facts
+        from instructkit.train.validation import encode_validation, train_only
 
+        check_quantization_support(options)
         tokenizer = load_tokenizer(run.model)
+        config = model_config(run.model)
+        seq2seq = is_seq2seq(config)
+        train_split, _ = encode_dataset(run, tokenizer, seq2seq, train_only(options))
+        validation = encode_validation(run, tokenizer, seq2seq, options, encode_split)
+        # TrainingArguments before the model: a ZeRO-3 config then shards it while it loads
+        args = training_arguments(options, run, has_validation=bool(validation.sets))
         set_seed(options.seed)
-        base = load_base_model(run.model)
+        base = load_training_model(run.model, options, config)
         base.name_or_path = run.model  # peft records it as the adapter's base model
-        seq2seq = is_seq2seq(base.config)
-        train_split, eval_split = encode_dataset(run, tokenizer, seq2seq, options)
         if options.gradient_checkpointing:
             base.config.use_cache = False
         model = self.wrap_model(base, options, run)
-        trainer = build_hf_trainer(model, tokenizer, seq2seq, train_split, eval_split, options, run)
+        trainer = build_hf_trainer(
+            model, tokenizer, seq2seq, train_split, validation, options, run, args=args
+        )
         trainer.train(resume_from_checkpoint=last_checkpoint(run))
         if trainer.is_world_process_zero():
             self.save_model(trainer.model, run.output_dir, options)
             tokenizer.save_pretrained(run.output_dir)
-        result = build_result(trainer, seq2seq, train_split, eval_split, options)
-        result.extra = self.describe_model(trainer.model, options)
+        result = build_result(trainer, seq2seq, train_split, validation.first(), options)
+        result.extra = {
+            **hf_run_facts(trainer, trainer.model),
+            "validation_tasks": validation.tasks,
+            **self.describe_model(trainer.model, options),
+            "encoding": encoding_record(tokenizer, train_split.chat),
+        }
         return result
 
 
@@ -128,28 +149,39 @@ def encode_split(
     tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions
 ) -> EncodedSplit:
     """Tokenize a split in batches and apply the length budget, counting every cut."""
-    from instructkit.modeling import assemble_pair, bos_prefix, causal_prompt
+    from instructkit.modeling import encode_pairs
 
-    prefix = bos_prefix(tokenizer)
     encoded = EncodedSplit(rows=table.num_rows)
+    chat = encoded.chat = options_chat(tokenizer, table, seq2seq, options)
     for start in range(0, table.num_rows, 1000):
         chunk = table.slice(start, 1000)
-        texts = chunk.column("prompt").to_pylist()
-        if not seq2seq:
-            texts = [causal_prompt(t or "") for t in texts]
-        prompts = _batch_ids(tokenizer, texts)
-        targets = _batch_ids(tokenizer, chunk.column("completion").to_pylist())
-        for prompt_ids, target_ids in zip(prompts, targets, strict=True):
-            pair = assemble_pair(
-                tokenizer, prompt_ids, target_ids, seq2seq, options.max_source_length,
-                options.max_target_length, options.completion_only, prefix,
-            )  # fmt: skip
-            _count(encoded, pair, len(target_ids), options)
+        pairs = encode_pairs(
+            tokenizer, chunk.column("prompt").to_pylist(), chunk.column("completion").to_pylist(),
+            seq2seq, options.max_source_length, options.max_target_length,
+            options.completion_only, chat,
+        )  # fmt: skip
+        for pair in pairs:
+            _count(encoded, pair, pair.completion_length - 1, options)
     return encoded
 
 
-def _batch_ids(tokenizer: Any, texts: list[str | None]) -> list[list[int]]:
-    return list(tokenizer([t or "" for t in texts], add_special_tokens=False)["input_ids"])
+def encoding_record(tokenizer: Any, chat: bool) -> dict[str, Any]:
+    """How rows were encoded, for instructkit-train.json (evaluate prompts the same way)."""
+    from instructkit.modeling import chat_template_id
+
+    return {
+        "chat_template": chat,
+        "chat_template_id": chat_template_id(tokenizer) if chat else None,
+    }
+
+
+def options_chat(tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions) -> bool:
+    """Whether this split goes through the chat template (see modeling.use_chat_template)."""
+    from instructkit.chat import table_is_conversational
+    from instructkit.modeling import use_chat_template
+
+    mode = getattr(options, "chat_template", "auto")
+    return use_chat_template(tokenizer, mode, table_is_conversational(table), seq2seq)
 
 
 def _count(
@@ -190,23 +222,44 @@ def build_hf_trainer(
     tokenizer: Any,
     seq2seq: bool,
     train: EncodedSplit,
-    validation: EncodedSplit | None,
+    validation: Any,
     options: TrainerOptions,
     run: TrainRun,
+    *,
+    args: Any = None,
 ) -> Any:
-    """A ``transformers.Trainer`` with our arguments, collator and callbacks."""
+    """A ``transformers.Trainer`` with our arguments, collator and callbacks.
+
+    ``validation``: an ``EncodedSplit``, a ``task_validation.ValidationSets`` (a loss per task)
+    or None.
+    """
     from transformers import PrinterCallback
 
-    args = training_arguments(options, run, has_validation=validation is not None)
+    from instructkit.train.callbacks import live_log_callback, plain_progress_callback
+    from instructkit.train.run import LOG_NAME
+
+    if hasattr(validation, "eval_dataset"):
+        eval_dataset = validation.eval_dataset()
+    else:
+        eval_dataset = validation.features if validation else None
+    has_validation = eval_dataset is not None
+    if args is None:
+        args = training_arguments(options, run, has_validation=has_validation)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     trainer = hf_trainer_class()(
         model=model,
         args=args,
         train_dataset=train.features,
-        eval_dataset=validation.features if validation else None,
+        eval_dataset=eval_dataset,
         data_collator=make_collator(tokenizer, base, seq2seq),
         processing_class=tokenizer,
-        callbacks=[final_step_callback(validation is not None), progress_callback(run.quiet)],
+        callbacks=[
+            final_step_callback(has_validation),
+            progress_callback(run.quiet),
+            finite_loss_callback(options),
+            plain_progress_callback(run.quiet, per_task=isinstance(eval_dataset, dict)),
+            live_log_callback(run.output_dir / LOG_NAME),
+        ],
     )
     trainer.remove_callback(PrinterCallback)  # HF prints every log dict when tqdm is off
     return trainer
@@ -216,7 +269,9 @@ def hf_trainer_class() -> Any:
     """``transformers.Trainer`` minus the resume warning about tied weights (harmless)."""
     from transformers import Trainer as HFTrainerLoop
 
-    class QuietResumeTrainer(HFTrainerLoop):  # type: ignore[misc]
+    from instructkit.train.validation import PooledEvalMixin
+
+    class QuietResumeTrainer(PooledEvalMixin, HFTrainerLoop):  # type: ignore[misc]
         def _issue_warnings_after_load(self, load_result: Any) -> None:
             # A checkpoint stores a tied weight once (T5's embeddings and lm_head), so the
             # other names come back "missing" though loading the one filled them all.
@@ -245,12 +300,17 @@ def untied_keys(model: Any, keys: list[str]) -> list[str]:
 
 
 def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: bool) -> Any:
-    """TrainingArguments from our options: no reporting, no tqdm, checkpoints for --resume."""
+    """TrainingArguments from our options, then every HF field passed by name on top.
+
+    Defaults: no reporting (``report_to`` turns it on), no tqdm, checkpoints for --resume.
+    """
     from transformers import TrainingArguments
 
     bf16, fp16 = resolve_precision(options.precision)
     eval_steps = options.logging_steps if options.eval_steps is None else options.eval_steps
-    return TrainingArguments(
+    if eval_steps >= 1:
+        eval_steps = int(eval_steps)
+    kwargs = dict(
         output_dir=str(run.checkpoint_dir),
         learning_rate=options.learning_rate,
         num_train_epochs=options.epochs,
@@ -262,6 +322,7 @@ def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: b
         weight_decay=options.weight_decay,
         lr_scheduler_type=options.lr_scheduler,
         logging_steps=options.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss must reach finite_loss_callback, not be hidden
         # eval_steps=0 means "only at the end": the final-step callback asks for that one
         eval_strategy="steps" if has_validation and eval_steps > 0 else "no",
         eval_steps=eval_steps or None,
@@ -278,6 +339,14 @@ def training_arguments(options: TrainerOptions, run: TrainRun, has_validation: b
         label_names=["labels"],
         remove_unused_columns=False,
     )
+    kwargs.update(getattr(options, "training_arguments", None) or {})
+    try:
+        return TrainingArguments(**kwargs)
+    except (ValueError, TypeError, ImportError) as ex:
+        passed = ", ".join(sorted(getattr(options, "training_arguments", None) or {}))
+        where = f" (with {passed})" if passed else ""
+        text = " ".join(str(ex).split())
+        raise TrainerError(f"transformers rejected the training arguments{where}: {text}") from ex
 
 
 def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
@@ -314,15 +383,82 @@ def resolve_precision(precision: str) -> tuple[bool, bool]:
 
 
 def last_checkpoint(run: TrainRun) -> str | None:
-    """The newest checkpoint to resume from (None: start fresh, also when none was saved yet)."""
+    """The newest *complete* checkpoint to resume from (None: start fresh, also when none was
+    saved yet). A checkpoint that a kill -9 cut short while saving is skipped, and said so."""
     if not run.resume or not run.checkpoint_dir.is_dir():
         return None
-    from transformers.trainer_utils import get_last_checkpoint
+    numbered = []
+    for path in run.checkpoint_dir.glob("checkpoint-*"):
+        suffix = path.name.rpartition("-")[2]
+        if path.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), path))
+    for _, path in sorted(numbered, reverse=True):
+        if checkpoint_is_complete(path):
+            return str(path)
+        print(
+            f"instructkit: skipping incomplete {path.name} (interrupted while saving); "
+            f"resuming from the previous one.",
+            file=sys.stderr,
+        )
+    return None
 
-    return get_last_checkpoint(str(run.checkpoint_dir))
+
+def checkpoint_is_complete(path: Any) -> bool:
+    """A readable trainer_state.json and whole weight files (safetensors checked to the byte)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(path)
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    weights = list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
+    return bool(weights) and all(_weights_file_complete(w) for w in weights)
+
+
+def _weights_file_complete(path: Any) -> bool:
+    import json
+    import struct
+
+    try:
+        size = path.stat().st_size
+        if path.suffix != ".safetensors":
+            return size > 0
+        with open(path, "rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            if header_size > size - 8:
+                return False
+            header = json.loads(handle.read(header_size))
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        return 8 + header_size + max(ends, default=0) == size
+    except (OSError, ValueError, struct.error, KeyError, TypeError, IndexError):
+        return False
 
 
 # ---------------------------------------------------------------- callbacks
+
+
+def finite_loss_callback(options: TrainerOptions) -> Any:
+    """Stop at the first logged NaN/inf loss: never report success for broken weights."""
+    import math
+
+    from transformers import TrainerCallback
+
+    class FiniteLossCallback(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            for key in ("loss", "eval_loss"):
+                value = (logs or {}).get(key)
+                if isinstance(value, (int, float)) and not math.isfinite(value):
+                    which = "Training" if key == "loss" else "Validation"
+                    raise TrainerError(
+                        f"{which} loss became {value} at step {state.global_step} of "
+                        f"{state.max_steps}: the weights are no longer usable, so nothing was "
+                        f"written. Try a lower learning_rate (now {options.learning_rate:g}), "
+                        f"precision=fp32, or check that the model loads and predicts."
+                    )
+
+    return FiniteLossCallback()
 
 
 def final_step_callback(has_validation: bool) -> Any:
@@ -373,13 +509,18 @@ def progress_callback(quiet: bool) -> Any:
 
 
 def training_log(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per logged step (train and eval records of a step merged), HF noise dropped."""
+    """One record per logged step (train and eval records of a step merged), HF noise dropped.
+
+    Per-task validation losses (``eval_<task>_loss``) are kept beside the pooled ``eval_loss``.
+    """
+    from instructkit.train.callbacks import log_record
+
     by_step: dict[int, dict[str, Any]] = {}
     for record in log_history:
-        if "loss" not in record and "eval_loss" not in record:
+        kept = log_record(record, int(record.get("step", 0)))
+        if kept is None:
             continue  # the end-of-training summary goes into the metadata instead
-        merged = by_step.setdefault(int(record["step"]), {})
-        merged.update({k: record[k] for k in LOG_KEYS if k in record})
+        by_step.setdefault(kept["step"], {}).update(kept)
     return [by_step[step] for step in sorted(by_step)]
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instructkit import output_guard
 from instructkit.artifacts.dataset import (
     REQUIRED_COLUMNS,
     check_output_path,
@@ -28,7 +29,14 @@ from instructkit.artifacts.dataset import (
     why_unwritable,
 )
 from instructkit.artifacts.manifest import manifest_fingerprint
-from instructkit.artifacts.train_output import CHART_NAME, LOG_NAME, METADATA_NAME, write_log
+from instructkit.artifacts.train_output import (
+    CHART_NAME,
+    LOG_NAME,
+    METADATA_NAME,
+    strict_dumps,
+    write_log,
+)
+from instructkit.chat import check_form
 from instructkit.errors import DatasetDirError, OutputError, OutputExistsError, TrainerError
 from instructkit.train.base import (
     Trainer,
@@ -83,6 +91,7 @@ def run_training(
         options if isinstance(options, TrainerOptions) else build_options(trainer_cls, options)
     )
     dataset_dir = Path(dataset)
+    check_output_path(Path(out), overwrite, "train", [dataset_dir, model])
     tasks = check_train_input(dataset_dir, resolved)
     base_model = resolve_model(model)
     run = prepare_run(dataset_dir, backend, base_model, Path(out), resolved, overwrite, resume)
@@ -90,7 +99,9 @@ def run_training(
     started = time.monotonic()
     with _checkpoints_kept_only_when_saved(run):
         result = trainer_cls().train(run, resolved)
-    metadata = train_metadata(backend, base_model, dataset_dir, resolved, tasks, result)
+    metadata = train_metadata(
+        backend, base_model, dataset_dir, resolved, tasks, result, out=Path(out)
+    )
     metadata["train_seconds"] = round(time.monotonic() - started, 2)
     if run.is_main_process:
         finish_run(run, Path(out), metadata, result.log)
@@ -136,6 +147,7 @@ def check_train_input(dataset_dir: Path, options: TrainerOptions) -> list[str]:
             f"unset."
         )
     table = open_split(dataset_dir, split)
+    check_form(table, f"split '{split}' of '{dataset_dir}'")  # TRL's forms: trained or refused
     require_columns(table, REQUIRED_COLUMNS, f"Split '{split}' of '{dataset_dir}'")
     if table.num_rows == 0:
         raise DatasetDirError(f"Split '{split}' of '{dataset_dir}' is empty: nothing to train on.")
@@ -170,17 +182,18 @@ def prepare_run(
     resume: bool,
 ) -> TrainRun:
     """Check ``out`` and the checkpoint directory, and lay out a fresh staging directory."""
-    check_output_path(out, overwrite)
+    check_output_path(out, overwrite, "train", [dataset_dir, base_model])
     work = checkpoint_dir_for(out)
     state = _run_state(dataset_dir, backend, base_model, options)
+    main = is_main_process()
     if resume:
         _check_resumable(work, state)
-    elif work.exists() and not overwrite:
+    elif work.exists() and not overwrite and main:
+        # only the main process asks: under a launcher it may already have made `work`
         raise OutputExistsError(
             f"An interrupted run left checkpoints in '{work}': pass --resume to continue it "
             f"or --overwrite to start over."
         )
-    main = is_main_process()
     staging = work / "output"
     if main:
         if not resume:
@@ -245,14 +258,24 @@ def train_metadata(
     options: TrainerOptions,
     tasks: list[str],
     result: TrainResult,
+    *,
+    out: Path | None = None,
 ) -> dict[str, Any]:
-    """The content of ``instructkit-train.json``: enough to reproduce and to evaluate the run."""
+    """The content of ``instructkit-train.json``: enough to reproduce and to evaluate the run.
+
+    ``out`` (the final output directory) lets ``base_model_ref`` record a local base model
+    relative to the run, so a copied tree still finds it.
+    """
     from instructkit import __version__
+    from instructkit.train.record import base_model_ref, command_line, library_versions
 
     return {
         "instructkit_version": __version__,
+        "versions": library_versions(),
+        "command_line": command_line(),
         "backend": backend,
         "base_model": base_model,
+        "base_model_ref": base_model_ref(base_model, out) if out is not None else None,
         "seq2seq": result.seq2seq,
         "options": options.to_dict(),
         "dataset": {
@@ -285,11 +308,14 @@ def finish_run(
 
 
 def plot_loss(path: Path, log: list[dict[str, Any]], title: str) -> None:
-    """Train and validation loss against the step (a chart even for a one-step run)."""
+    """Train, pooled validation and per-task validation loss against the step."""
     from instructkit.charts import line_chart
 
+    keys = [("loss", "train"), ("eval_loss", "validation")]
+    task_keys = sorted({k for r in log for k in r if k.startswith("eval_") and k != "eval_loss"})
+    keys += [(k, f"validation: {k[len('eval_') : -len('_loss')]}") for k in task_keys]
     series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
-    for key, label in (("loss", "train"), ("eval_loss", "validation")):
+    for key, label in keys:
         points = [(r["step"], r[key]) for r in log if r.get(key) is not None]
         if points:
             series[label] = ([p[0] for p in points], [p[1] for p in points])
@@ -297,14 +323,15 @@ def plot_loss(path: Path, log: list[dict[str, Any]], title: str) -> None:
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
-    old = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
+    old = output_guard.temp_sibling(target, "old")
+    if target.exists() or target.is_symlink():
+        output_guard.check_replaceable(target, "train")  # what appeared meanwhile: ours only
         target.rename(old)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(target)
+    output_guard.rename_no_replace(staging, target)
     shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    path.write_text(strict_dumps(data, indent=2, sort_keys=True) + "\n")

@@ -63,8 +63,15 @@ def test_ctrl_c_with_workers_exits_130_and_leaves_nothing(tmp_path):
     command = [sys.executable, "-m", "instructkit", "render", str(data), "--templates", str(pack)]
     command += ["--out", str(out), "--num-proc", "2", "-q", "--assignment", "all"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # A background job (nohup, `cmd &` in a script) inherits SIGINT ignored, and Python then
+    # keeps ignoring it: restore the default so the child behaves as on a terminal.
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60
@@ -119,6 +126,10 @@ def test_import_refuses_an_existing_folder_without_overwrite(runner, tmp_path):
     assert f"Output '{out}' already exists: pass --overwrite to replace it." in output
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
     args = ["templates", "import", str(source), "--out", str(out), "--overwrite"]
+    output = one_line_error(runner.invoke(cli, args))  # not ours: --overwrite refuses it too
+    assert f"Refusing to replace '{out}' with --overwrite: it holds mine.txt" in output
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    (out / "mine.txt").unlink()  # an empty folder may be replaced
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["pack.yaml", "sum_up.jinja"]

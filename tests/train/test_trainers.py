@@ -62,7 +62,7 @@ def test_yaml_typed_values_are_accepted():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"rr": "3"}, "Unknown option 'rr'. Did you mean 'r'? Valid options: alpha, "),
+        ({"rr": "3"}, "Unknown option 'rr'. Did you mean 'r'? See 'instructkit train --list'"),
         ({"r": "four"}, "Option 'r' must be an integer, got 'four'."),
         ({"r": 2.5}, "Option 'r' must be an integer, got 2.5."),
         ({"merge": "maybe"}, "Option 'merge' must be true or false, got 'maybe'."),
@@ -170,26 +170,25 @@ def test_completion_only_masks_the_prompt_token_by_token(gpt2_dir):
     tokenizer = load_tokenizer(str(gpt2_dir))
     prompt, completion = "Summarize: Tom asks Anna.\nSummary:", " Tom asks."
     pair = encode_pair(tokenizer, prompt, completion, False, 64, 16)
-    # a causal prompt not ending in whitespace gets a newline before the completion
-    prompt_ids = text_ids(tokenizer, prompt + "\n")
+    # nothing is inserted between prompt and completion: the separator belongs to the data
+    prompt_ids = text_ids(tokenizer, prompt)
     target_ids = text_ids(tokenizer, completion)
     eos = tokenizer.eos_token_id
+    assert pair.input_ids == text_ids(tokenizer, prompt + completion) + [eos]
     assert pair.input_ids == prompt_ids + target_ids + [eos]
     assert pair.labels == [IGNORE_INDEX] * len(prompt_ids) + target_ids + [eos]
     whole = encode_pair(tokenizer, prompt, completion, False, 64, 16, completion_only=False)
     assert whole.labels == whole.input_ids
 
 
-def test_causal_prompt_is_separated_the_same_way_in_training_and_generation(gpt2_dir):
-    from instructkit.modeling import causal_prompt, encode_prompt, load_tokenizer
+def test_prompt_is_fed_to_generation_as_training_saw_it(gpt2_dir):
+    from instructkit.modeling import encode_prompt, load_tokenizer
 
-    assert causal_prompt("Summarize:\nhello") == "Summarize:\nhello\n"
-    assert causal_prompt("Summary: ") == "Summary: "  # already ends in whitespace: untouched
-    assert causal_prompt("") == ""
     tokenizer = load_tokenizer(str(gpt2_dir))
-    prompt = "Summarize this dialogue:\n#Person1#: Hi Tom."
+    prompt = "Summarize this dialogue:\n#Person1#: Hi Tom.\nSummary:\n"
     pair = encode_pair(tokenizer, prompt, "Tom is greeted.", False, 64, 16)
     generation = encode_prompt(tokenizer, prompt, False, 64)
+    assert generation == text_ids(tokenizer, prompt)
     assert pair.input_ids[: len(generation)] == generation
     assert pair.labels[: len(generation)] == [IGNORE_INDEX] * len(generation)
 
@@ -203,17 +202,58 @@ def test_seq2seq_labels_are_the_completion(tmp_path):
     assert pair.input_ids == text_ids(tokenizer, "Summarize: hi") + [tokenizer.eos_token_id]
 
 
-def test_budget_cuts_the_prompt_end_first_and_counts(gpt2_dir):
+WORDS = " ".join(f"w{i}" for i in range(40))
+
+
+def test_budget_cuts_the_prompt_middle_keeping_instruction_and_cue(gpt2_dir):
     from instructkit.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(str(gpt2_dir))
-    prompt_ids = text_ids(tokenizer, "one two three four five six seven eight nine ten\n")
-    pair = encode_pair(
-        tokenizer, "one two three four five six seven eight nine ten", " ok", False, 4, 8
-    )
-    kept = len(pair.input_ids) - len(text_ids(tokenizer, " ok")) - 1
+    prompt = f"Summarize:\n{WORDS}\nSummary:\n"
+    prompt_ids = text_ids(tokenizer, prompt)
+    target = text_ids(tokenizer, " ok") + [tokenizer.eos_token_id]
+    pair = encode_pair(tokenizer, prompt, " ok", False, 10, 8)
+    room = 10 + 8 - len(target)
     assert pair.prompt_truncated and not pair.completion_truncated
-    assert pair.input_ids[:kept] == prompt_ids[-kept:]  # the end, next to the completion, stays
+    kept = pair.input_ids[: -len(target)]
+    assert len(kept) == room < len(prompt_ids)
+    # the head (the instruction) and the tail (the cue) stay; the middle of the input goes
+    assert kept[: room // 2] == prompt_ids[: room // 2]
+    assert kept[room // 2 :] == prompt_ids[len(prompt_ids) - (room - room // 2) :]
+    assert pair.input_ids[-len(target) :] == target
+
+
+def test_prompt_shorter_than_the_room_is_kept_whole(gpt2_dir):
+    # the old cut kept prompt_ids[len - room:]: a negative start that dropped the beginning of
+    # any prompt between half the room and the room, while reporting no truncation
+    from instructkit.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(str(gpt2_dir))
+    prompt = f"Summarize:\n{WORDS}\nSummary:\n"
+    prompt_ids = text_ids(tokenizer, prompt)
+    pair = encode_pair(tokenizer, prompt, " ok", False, len(prompt_ids) - 2, 8)
+    assert not pair.prompt_truncated
+    assert pair.input_ids[: len(prompt_ids)] == prompt_ids
+
+
+def test_assemble_pair_keeps_a_prompt_that_fits(gpt2_dir):
+    from instructkit.modeling import assemble_pair, load_tokenizer
+
+    tokenizer = load_tokenizer(str(gpt2_dir))
+    prompt_ids = list(range(100, 130))  # 30 tokens, room 30 + 8 - 3 = 35
+    pair = assemble_pair(tokenizer, prompt_ids, [7, 8], False, 30, 8, prefix=[])
+    assert not pair.prompt_truncated and pair.input_ids[:30] == prompt_ids
+    cut = assemble_pair(tokenizer, prompt_ids, [7, 8], False, 10, 8, prefix=[])
+    assert cut.prompt_truncated and cut.input_ids[:15] == prompt_ids[:7] + prompt_ids[-8:]
+
+
+def test_generation_prompt_is_cut_from_the_middle_too(gpt2_dir):
+    from instructkit.modeling import encode_prompt, load_tokenizer
+
+    tokenizer = load_tokenizer(str(gpt2_dir))
+    prompt = f"Summarize:\n{WORDS}\nSummary:\n"
+    prompt_ids = text_ids(tokenizer, prompt)
+    assert encode_prompt(tokenizer, prompt, False, 12) == prompt_ids[:6] + prompt_ids[-6:]
 
 
 def test_long_completions_are_dropped_and_counted(gpt2_dir):
