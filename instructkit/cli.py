@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -56,6 +58,16 @@ class InstructkitGroup(click.Group):
                 f"This command needs the training extra ({ex.name} is not installed): "
                 f"pip install 'instructkit[train]'."
             ) from ex
+        except BrokenPipeError as ex:
+            # `instructkit ... | head -1`: the reader has what it wanted; a closed stdout is
+            # not an error. Point stdout at devnull so the exit-time flush stays quiet too.
+            # Any other broken pipe (a worker process gone) is an error like any OSError.
+            if not _stdout_closed():
+                if debug_enabled():
+                    raise
+                raise click.ClickException(describe_os_error(ex)) from ex
+            _silence_stdout()
+            ctx.exit(0)
         except (OSError, UnicodeError) as ex:
             # A safety net: the file system's refusals and undecodable input are the user's to
             # fix, so they get one line too (the library names the path where it can).
@@ -124,6 +136,24 @@ def plugin_failure(ex: Exception) -> click.ClickException | None:
         f"Plugin '{culprit}' failed: {one_line(ex)} (use --debug for the traceback; fix or "
         f"uninstall the plugin, or leave it out of INSTRUCTKIT_LOAD_PLUGINS)."
     )
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no descriptor
+        return False
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
+        pass
 
 
 def describe_os_error(ex: OSError | UnicodeError) -> str:

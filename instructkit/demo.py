@@ -105,8 +105,8 @@ def _run_steps(
     runs = tmp / "runs"
     with timer(f"teach the base task A ({recipe.base_steps} steps, full)"):
         base = _train(
-            task_a, "full", init, runs / "base", recipe.base_steps, recipe.full_lr, recipe
-        )
+            task_a, "full", init, runs / "base", recipe.base_steps, recipe.full_lr, recipe, quiet,
+        )  # fmt: skip
     trainings: list[tuple[str, Path, str, float, dict[str, Any]]] = [
         ("full-B", task_b, "full", recipe.full_lr, {}),
         ("mix-AB", mix, "full", recipe.full_lr, {}),
@@ -120,8 +120,9 @@ def _run_steps(
     for name, dataset, backend, lr, extra in trainings:
         with timer(f"{name}: {backend} on {'A+B' if dataset == mix else 'B'}"):
             path = _train(
-                dataset, backend, str(base), runs / name, recipe.tune_steps, lr, recipe, extra
-            )
+                dataset, backend, str(base), runs / name, recipe.tune_steps, lr, recipe, quiet,
+                extra,
+            )  # fmt: skip
             models[name] = str(path)
     with timer(f"forgetting report ({recipe.eval_rows} test rows per task)"):
         report = _report(models, [task_a, task_b], tmp / "report", recipe, quiet)
@@ -200,7 +201,7 @@ def corpus_of(datasets: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 def _train(
     dataset: Path, backend: str, model: str, out: Path, steps: int, lr: float,
-    recipe: DemoRecipe, extra: dict[str, Any] | None = None,
+    recipe: DemoRecipe, quiet: bool = True, extra: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
     from instructkit.train.run import run_training
 
@@ -217,7 +218,8 @@ def _train(
         "warmup": 0.05,
         **(extra or {}),
     }
-    run_training(dataset, backend, model, out, options, quiet=True)
+    # not quiet: a bar on a terminal, a line every 30 s in a log (a step takes minutes)
+    run_training(dataset, backend, model, out, options, quiet=quiet)
     return out
 
 

@@ -81,8 +81,15 @@ def check_model_source(name_or_path: str) -> str:
 
 
 def looks_local(name_or_path: str) -> bool:
-    """A path rather than a hub id ("org/name"): relative, absolute, home or nested."""
-    return name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    """A path rather than a hub id ("org/name"): relative, absolute, home or nested.
+
+    "runs/lroa" is local when a folder "runs" exists here: a typo in a local path must fail at
+    once with "does not exist", not after a minute of hub retries.
+    """
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        return True
+    first = name_or_path.replace(os.sep, "/").split("/", 1)[0]
+    return "/" in name_or_path.replace(os.sep, "/") and Path(first).is_dir()
 
 
 def is_seq2seq(config: Any) -> bool:

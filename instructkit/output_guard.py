@@ -103,6 +103,7 @@ KINDS: dict[str, tuple[str, Recogniser]] = {
     "evaluate": ("an evaluation ('instructkit evaluate')", _evaluation),
     "compare": ("a comparison ('instructkit evaluate --compare')", _comparison),
     "demo": ("a demo output ('instructkit demo')", _record_kind("demo.json")),
+    "export": ("an export ('instructkit export')", _manifest_kind("export")),
     # any dataset directory with our manifest (library callers that name no kind)
     "dataset": ("an instructkit dataset", _dataset),
 }

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "instructkit.commands.demo",
     "instructkit.commands.models",
     "instructkit.commands.tiny_model",
+    "instructkit.commands.export",
 )
 
 pm = pluggy.PluginManager("instructkit")

@@ -11,7 +11,8 @@ from instructkit.cli import cli
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_demo_runs_end_to_end_and_reports(runner, tmp_path):
+def test_demo_runs_end_to_end_and_reports(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTRUCTKIT_PROGRESS_EVERY", "0")  # a line per step: output is a pipe
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--base-steps", "4", "--tune-steps", "2", "--eval-rows", "3"]
     result = runner.invoke(cli, args, catch_exceptions=False)
@@ -32,6 +33,7 @@ def test_demo_runs_end_to_end_and_reports(runner, tmp_path):
     # the printed table is the written one, and every step is narrated
     assert (out / "report" / "report.md").read_text().strip() in result.output
     assert "[9] forgetting report" in result.output
+    assert "train: 4/4 steps (100%)" in result.output  # the long steps are not silent
     # the report names the final locations, not the temporary directory it was built in
     assert all(m["path"].startswith(str(out.resolve())) for m in report["models"])
     adapter = json.loads((out / "runs" / "lora-B" / "adapter_config.json").read_text())

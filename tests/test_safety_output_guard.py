@@ -29,6 +29,7 @@ def manifest(kind):
     [
         (manifest("render"), "render"),
         (manifest("mix"), "mix"),
+        ({"instructkit.json": json.dumps({"kind": "export"})}, "export"),
         ({"instructkit-train.json": "{}", "model.safetensors": "x"}, "train"),
         ({guard.MODEL_RECORD: json.dumps({"kind": "tiny-model"})}, "tiny-model"),
         (

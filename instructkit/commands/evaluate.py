@@ -217,11 +217,15 @@ def evaluate_command(data: tuple[str, ...], model: str | None, adapter: str | No
         report = compare_models(models, datasets, split, out, **options)
         click.echo(report.to_markdown())
         click.echo(f"Wrote {Path(out) / REPORT_JSON} and {Path(out) / REPORT_CHART}")
+        for name, warning in report.warnings.items():
+            click.echo(f"Warning: {name}: {warning}", err=True)
         return
     assert model is not None
     result = evaluate_model(model, datasets, split, out, adapter=adapter, **options)
     click.echo(format_scores({multi_ref: result.report}, with_mode=False))
     click.echo(f"Wrote {len(result.rows)} predictions and metrics to {out}")
+    if result.warning:
+        click.echo(f"Warning: {result.warning}", err=True)
 
 
 @hookimpl

@@ -29,9 +29,10 @@ from instructkit.hookspecs import hookimpl
     is_flag=True,
     help="Replace OUT if it is a tiny model written before, or empty (nothing else).",
 )
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def tiny_model_command(
     out: str, arch: str, corpora: tuple[str, ...], vocab_size: int, hidden_size: int,
-    layers: int, seed: int, overwrite: bool,
+    layers: int, seed: int, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Build a tiny random model and a tokenizer trained on the fly: no downloads.
 
@@ -43,6 +44,17 @@ def tiny_model_command(
         instructkit tiny-model build/tiny-t5 --corpus build/summary
         instructkit tiny-model build/tiny-llama --arch llama --hidden-size 64
     """
+    from instructkit.progress import working
+
+    with working(f"Building a tiny {arch} model and training its tokenizer", quiet):
+        _build(out, arch, corpora, vocab_size, hidden_size, layers, seed, overwrite)
+    click.echo(f"Tiny {arch} model written to {out}")
+
+
+def _build(
+    out: str, arch: str, corpora: tuple[str, ...], vocab_size: int, hidden_size: int,
+    layers: int, seed: int, overwrite: bool,
+) -> None:  # fmt: skip
     from instructkit.artifacts.dataset import atomic_output_dir, check_output_path
     from instructkit.demo import corpus_of
     from instructkit.output_guard import MODEL_RECORD
@@ -57,7 +69,6 @@ def tiny_model_command(
         )  # fmt: skip
         record = {"kind": "tiny-model", "arch": arch, "seed": seed}
         (tmp / MODEL_RECORD).write_text(json.dumps(record, allow_nan=False) + "\n")
-    click.echo(f"Tiny {arch} model written to {out}")
 
 
 @hookimpl

@@ -26,6 +26,7 @@ from instructkit.evaluate.run import (
     evaluate_model,
     load_eval_rows,
 )
+from instructkit.modeling import check_model_source
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -63,6 +64,7 @@ class ForgettingReport:
     models: list[ModelEntry]
     tasks: list[TaskRow]
     out: Path | None = None
+    warnings: dict[str, str] = field(default_factory=dict)  # model -> degenerate predictions
 
     @property
     def baseline(self) -> str:
@@ -161,8 +163,9 @@ def compare_models(
     """
     if len(models) < 2:
         raise OptionsError("Compare at least two models, e.g. base=MODEL tuned=MODEL_OR_ADAPTER.")
-    for name in models:
+    for name, path in models.items():
         check_model_name(name)
+        check_model_source(path)  # a typo in the last model fails before the first is run
     inputs = [*datasets, *models.values()]
     check_output_path(Path(out), overwrite, "compare", inputs)
     # read the data once up front: a missing split fails before any model is loaded
@@ -183,6 +186,7 @@ def compare_models(
             for name, path in models.items()
         }
         report = build_report(split, results)
+        report.warnings = {name: r.warning for name, r in results.items() if r.warning}
         write_report(report, tmp)
     report.out = Path(out)
     return report

@@ -42,7 +42,7 @@ from instructkit.evaluate.metrics import (
     reduce_references,
     score_pairs,
 )
-from instructkit.progress import progress_bar
+from instructkit.progress import progress_bar, working
 from instructkit.resources import check_num_proc
 
 PREDICTIONS_NAME = "predictions.jsonl"
@@ -251,6 +251,13 @@ class EvaluationResult:
     model: dict[str, Any]
     rows: list[dict[str, Any]] = field(repr=False, default_factory=list)
 
+    @property
+    def warning(self) -> str | None:
+        """A line to show when the predictions say the model has not learned to answer yet."""
+        from instructkit.evaluate.degenerate import degenerate_note
+
+        return degenerate_note([str(row.get("prediction", "")) for row in self.rows])
+
 
 def evaluate_model(
     model: str,
@@ -330,7 +337,8 @@ def load_model(model: str, adapter: str | None = None, quiet: bool = False) -> A
     with warnings.catch_warnings():
         # peft calls transformers APIs deprecated in v5: noise the user can do nothing about
         warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-        loaded = load_for_inference(model, adapter)
+        with working(f"Loading model {model}", quiet):
+            loaded = load_for_inference(model, adapter)
     if torch.cuda.is_available():
         loaded.model.to("cuda")
     return loaded

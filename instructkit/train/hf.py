@@ -61,6 +61,7 @@ class HFTrainer(Trainer):
         from transformers import set_seed
 
         from instructkit.modeling import is_seq2seq, load_tokenizer
+        from instructkit.progress import working
         from instructkit.train.model_loading import (
             check_quantization_support,
             load_training_model,
@@ -73,12 +74,14 @@ class HFTrainer(Trainer):
         tokenizer = load_tokenizer(run.model)
         config = model_config(run.model)
         seq2seq = is_seq2seq(config)
-        train_split, _ = encode_dataset(run, tokenizer, seq2seq, train_only(options))
-        validation = encode_validation(run, tokenizer, seq2seq, options, encode_split)
+        with working("Tokenizing the dataset", run.quiet):
+            train_split, _ = encode_dataset(run, tokenizer, seq2seq, train_only(options))
+            validation = encode_validation(run, tokenizer, seq2seq, options, encode_split)
         # TrainingArguments before the model: a ZeRO-3 config then shards it while it loads
         args = training_arguments(options, run, has_validation=bool(validation.sets))
         set_seed(options.seed)
-        base = load_training_model(run.model, options, config)
+        with working(f"Loading model {run.model}", run.quiet):
+            base = load_training_model(run.model, options, config)
         base.name_or_path = run.model  # peft records it as the adapter's base model
         if options.gradient_checkpointing:
             base.config.use_cache = False
