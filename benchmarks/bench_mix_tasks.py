@@ -6,8 +6,9 @@
 One DialogSum train render (12,460 rows, `instructkit render` through the CLI) is hard-linked
 into T task folders (no extra disk), mixed with equal weights into --total train rows by
 `python -m instructkit mix --task DIR:name=tI ... --no-dedup --decontaminate off` in a fresh
-process (dedup off: the copies are identical by construction). The rows written are the same
-for every T, so the time above the 3-task run is what more tasks cost: the interleaving
+process (dedup off: the copies are identical by construction; `--profile` prints mix's phase
+table). The rows written are the same for every T, so the time above the 3-task run is what
+more tasks cost: the interleaving
 schedule and the per-task overheads. Also timed: `mix --dry-run` (the plan without writing).
 """
 
@@ -61,6 +62,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="--total 200000 --repeats 1")
+    parser.add_argument("--profile", action="store_true", help="pass mix --profile, print phases")
     args = parser.parse_args()
     if args.quick:
         args.total, args.repeats = min(args.total, 200_000), 1
@@ -99,10 +101,17 @@ def main() -> int:
         cli += ["--total", str(args.total), "--no-dedup", "--decontaminate", "off", "-q"]
         dry = run_child(instructkit_cmd(*cli, "--dry-run")).check()
         runs = []
+        extra = ["--profile"] if args.profile else []
         for _ in range(args.repeats):
             out = work / f"mix-{count}"
-            runs.append(run_child(instructkit_cmd(*cli, "--out", str(out), "--overwrite")).check())
+            runs.append(
+                run_child(instructkit_cmd(*cli, "--out", str(out), "--overwrite", *extra)).check()
+            )
             shutil.rmtree(out, ignore_errors=True)
+        if args.profile:
+            print(f"  mix phases, {count} tasks (last run):")
+            for line in runs[-1].stderr.strip().splitlines()[-24:]:
+                print(f"    {line}")
         record = {
             "tasks": count,
             "wall_s": median([r.seconds for r in runs]),

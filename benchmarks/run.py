@@ -4,8 +4,9 @@
 .venv/bin/python benchmarks/run.py --quick   # smaller sizes, same figures
 .venv/bin/python benchmarks/run.py --only train,generate,render_process --json-dir build/bench
 
-The whole-process benchmarks (bench_train, bench_generate, bench_render_process, bench_mix_tasks)
-drive the CLI in fresh processes; --json-dir makes each of them write NAME.json there.
+The whole-process benchmarks (bench_train, bench_generate, bench_render_process, bench_mix_tasks,
+bench_render_tasks) drive the CLI in fresh processes; --json-dir makes each of them write
+NAME.json there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FULL = {
     "bench_generate.py": [],
     "bench_train.py": [],
     "bench_mix_tasks.py": [],
+    "bench_render_tasks.py": ["--tasks", "50,500", "--rows", "100"],
     "bench_eval_rows.py": [],
     "bench_generate_cache.py": [],
 }
@@ -36,11 +38,13 @@ QUICK = {
     "bench_generate.py": ["--quick"],
     "bench_train.py": ["--quick"],
     "bench_mix_tasks.py": ["--quick"],
+    "bench_render_tasks.py": ["--tasks", "20", "--rows", "100"],
     "bench_eval_rows.py": ["--rows", "100000"],
     "bench_generate_cache.py": ["--rows", "48"],
 }
 WRITES_JSON = {
-    "bench_render_process.py", "bench_generate.py", "bench_train.py", "bench_mix_tasks.py"
+    "bench_render_process.py", "bench_generate.py", "bench_train.py", "bench_mix_tasks.py",
+    "bench_render_tasks.py",
 }  # fmt: skip
 
 

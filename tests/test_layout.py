@@ -2,7 +2,7 @@
 
 - a stage package (render, mix, train, evaluate) never imports another stage;
 - artifacts/ and the frame (errors, hookspecs, plugins, paths, progress, charts, rounding,
-  keyvalue) import no stage;
+  keyvalue, profiling, memory) import no stage;
 - no import cycles among instructkit modules, counting imports inside functions too
   (imports under ``if TYPE_CHECKING:`` are not run, so they do not count).
 
@@ -29,6 +29,8 @@ NO_STAGE = (
     "charts",
     "rounding",
     "keyvalue",
+    "profiling",
+    "memory",
 )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from instructkit import output_guard
+from instructkit import output_guard, profiling
 from instructkit.errors import DatasetDirError, OutputError
 
 DATASET_DICT_NAME = "dataset_dict.json"
@@ -221,7 +221,8 @@ class _HashingFile:
         return self._file.closed
 
     def write(self, data: Any) -> int:
-        self.digest.update(data)
+        with profiling.phase("  checksums (shards)", thread=True):
+            self.digest.update(data)
         return self._file.write(data)
 
     def flush(self) -> None:

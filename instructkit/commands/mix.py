@@ -80,7 +80,15 @@ def _parse_tasks(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (or plan) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def mix_command(spec_file: str | None, out: str | None, tasks: list, **options: Any) -> None:
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Print the time spent in each phase (start-up, read, hygiene, plan, schedule and "
+    "gather, write, ...) to stderr; also INSTRUCTKIT_PROFILE=1.",
+)
+def mix_command(
+    spec_file: str | None, out: str | None, tasks: list, profile: bool, **options: Any
+) -> None:
     """Mix rendered datasets into one exact, reproducible multitask dataset.
 
     Quotas are exact (largest remainder), every prefix of the train split stays within one
@@ -95,8 +103,14 @@ def mix_command(spec_file: str | None, out: str | None, tasks: list, **options: 
             --total 20000 --out build/mix
         instructkit mix examples/mix.yaml --epoch 1 --out build/mix-epoch1
     """
-    from instructkit.mix.run import format_plan, mix_datasets
-    from instructkit.mix.spec import load_mix_spec
+    from instructkit import profiling
+
+    if profile:
+        profiling.enable()
+    profiling.command_started()
+    with profiling.phase("import mix modules"):
+        from instructkit.mix.run import format_plan, mix_datasets
+        from instructkit.mix.spec import load_mix_spec
 
     run = {k: options.pop(k) for k in ("epoch", "dry_run", "overwrite", "num_shards", "quiet")}
     as_json = options.pop("as_json")
@@ -109,7 +123,8 @@ def mix_command(spec_file: str | None, out: str | None, tasks: list, **options: 
         overrides["tasks"] = tasks
     spec = load_mix_spec(spec_file if spec_file else {}, overrides)
     params = click.get_current_context().params
-    command = {k: v for k, v in params.items() if v not in (None, (), [], False)}
+    # --profile changes nothing in the output, so the manifest does not record it
+    command = {k: v for k, v in params.items() if v not in (None, (), [], False) and k != "profile"}
     result = mix_datasets(spec, out, command={"name": "mix", **command}, **run)
     if as_json:
         click.echo(
@@ -119,6 +134,7 @@ def mix_command(spec_file: str | None, out: str | None, tasks: list, **options: 
         )
     else:
         click.echo(format_plan(result))
+    profiling.print_report()
 
 
 def _plan_json(result: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""CLI commands for render: ``render`` and ``preview``."""
+"""CLI commands for render: ``render``, ``render-spec`` and ``preview``."""
 
 from __future__ import annotations
 
@@ -128,7 +128,13 @@ def with_source_options(command):
     help="Replace --out if instructkit rendered it before, or it is empty (nothing else).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def render_command(source: str, out: str, quiet: bool, **options) -> None:
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Print the time spent in each phase (start-up, read, scan, render, write, ...) to "
+    "stderr; also INSTRUCTKIT_PROFILE=1.",
+)
+def render_command(source: str, out: str, quiet: bool, profile: bool, **options) -> None:
     """Render a raw dataset through a template pack into instruction pairs.
 
     SOURCE is a preset (samsum, dialogsum), a pack name (its preset's data), a hub id, a
@@ -141,8 +147,14 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         instructkit render samsum --data-dir data/samsum --out build/samsum --assignment all
         instructkit render my.jsonl --templates samsum --split-ratios 0.8,0.1,0.1 --out build/x
     """
-    from instructkit.render.report import summary_table
-    from instructkit.render.run import RenderOptions, render_dataset
+    from instructkit import profiling
+
+    if profile:
+        profiling.enable()
+    profiling.command_started()
+    with profiling.phase("import render modules"):
+        from instructkit.render.report import summary_table
+        from instructkit.render.run import RenderOptions, render_dataset
 
     if options["max_prompt_tokens"] and not options["tokenizer"]:
         raise click.UsageError("--max-prompt-tokens needs --tokenizer.")
@@ -152,6 +164,56 @@ def render_command(source: str, out: str, quiet: bool, **options) -> None:
         options["data_files"] = None
     result = render_dataset(source, out, RenderOptions(quiet=quiet, **options))
     click.echo(summary_table(result))
+    profiling.print_report()
+
+
+@click.command(name="render-spec")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--num-proc",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Worker processes per task (output is identical for any value).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing output directories.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--profile", is_flag=True, help="Print the time spent in each phase to stderr.")
+def render_spec_command(
+    spec_file: str, num_proc: int, overwrite: bool, quiet: bool, profile: bool
+) -> None:
+    """Render many tasks (sources x packs) in one process, as a YAML spec lists them.
+
+    Each task is written exactly as 'instructkit render SOURCE --out OUT [options]' would
+    write it (same files, same manifest), without paying the start-up once per task. The
+    spec has 'tasks' (each a source, an out and render options, long option names) and
+    optional 'defaults' for every task; see docs/render.md.
+
+    \b
+    Examples:
+        instructkit render-spec build/tasks.yaml
+        instructkit render-spec build/tasks.yaml --overwrite -q
+    """
+    from instructkit import profiling
+
+    if profile:
+        profiling.enable()
+    profiling.command_started()
+    with profiling.phase("import render modules"):
+        from instructkit.render.spec import load_render_spec, render_spec
+
+    tasks = load_render_spec(spec_file, overwrite=overwrite, quiet=quiet, num_proc=num_proc)
+
+    def done(result) -> None:
+        click.echo(
+            f"{result.task:<30} {result.num_rows:>10,} rows  {result.seconds:6.2f} s  "
+            f"-> {result.out}"
+        )
+
+    results = render_spec(tasks, on_done=done)
+    rows = sum(r.num_rows for r in results)
+    click.echo(f"{len(results)} tasks, {rows:,} rows")
+    profiling.print_report()
 
 
 @click.command(name="preview")
@@ -177,6 +239,7 @@ def preview_command(source: str, split: str, rows: int, template_id: str | None,
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    """Add ``render`` and ``preview``."""
+    """Add ``render``, ``render-spec`` and ``preview``."""
     cli.add_command(render_command)
+    cli.add_command(render_spec_command)
     cli.add_command(preview_command)

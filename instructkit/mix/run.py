@@ -24,10 +24,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from instructkit import profiling
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.manifest import Manifest, load_manifest, manifest_fingerprint
 from instructkit.errors import MixError
+from instructkit.memory import use_fast_pool
 from instructkit.mix.hygiene import (
     ContaminationReport,
     duplicate_masks,
@@ -60,6 +62,7 @@ def mix_datasets(
     command: Mapping[str, Any] | None = None,
 ) -> MixResult:
     """Plan the mixture and, unless ``dry_run``, write it to ``out`` as a dataset directory."""
+    use_fast_pool()
     if not dry_run:
         if out is None:
             raise MixError("No output directory: pass --out DIR (or --dry-run to only plan).")
@@ -68,9 +71,12 @@ def mix_datasets(
         artifact.check_output_path(Path(out), overwrite, "mix", paths)
     if count_tokens is None and spec.tokenizer:
         count_tokens = load_token_counter(spec.tokenizer)
-    inputs = read_inputs(spec)
-    hygiene = _hygiene(spec, inputs, quiet)
-    tasks, draws = _plan(spec, inputs, hygiene, epoch, count_tokens)
+    with profiling.phase("read inputs"):
+        inputs = read_inputs(spec)
+    with profiling.phase("hygiene (dedup, decontamination)"):
+        hygiene = _hygiene(spec, inputs, quiet)
+    with profiling.phase("plan (tokens, quotas, draws)"):
+        tasks, draws = _plan(spec, inputs, hygiene, epoch, count_tokens)
     result = MixResult(spec, epoch, tasks, _contamination_json(spec, hygiene.report))
     if dry_run:
         return result
@@ -269,11 +275,20 @@ def _plan(
     return plans, draws
 
 
+TOKEN_BATCH_ROWS = 4096
+
+
 def _row_tokens(table: pa.Table, rows: np.ndarray, count: TokenCounter | None) -> np.ndarray:
+    """Tokens of each candidate row, counted in batches: memory stays at one batch of text
+    and its ids, however many rows a task has (one call per task held them all)."""
     if count is None:
         return np.empty(0, dtype=np.int64)
-    texts = row_text(table.take(pa.array(rows))).to_pylist() if len(rows) else []
-    return np.asarray(count(texts), dtype=np.int64)
+    tokens = np.empty(len(rows), dtype=np.int64)
+    for start in range(0, len(rows), TOKEN_BATCH_ROWS):
+        batch = rows[start : start + TOKEN_BATCH_ROWS]
+        texts = row_text(table.take(pa.array(batch))).to_pylist()
+        tokens[start : start + len(batch)] = np.asarray(count(texts), dtype=np.int64)
+    return tokens
 
 
 def _eval_rows(table: pa.Table, cap: int | None) -> int:

@@ -11,13 +11,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from instructkit import __version__
+from instructkit import __version__, profiling
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.inspect import write_composition_chart
 from instructkit.artifacts.manifest import write_manifest
 from instructkit.mix.plan import MixResult, TaskInput
-from instructkit.mix.quotas import TaskDraw, schedule_chunks
+from instructkit.mix.quotas import PrefixChecker, TaskDraw, schedule_chunks
 from instructkit.progress import progress_bar
 
 # Rows gathered per write: sized by bytes, because each taken row costs a fixed overhead per
@@ -87,19 +87,26 @@ def write_mixture(
     """Write the dataset directory atomically and fill in ``result``'s written fields."""
     names = [i.name for i in inputs]
     with artifact.atomic_output_dir(out, overwrite, "mix") as tmp:
-        split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
-        for split in EVAL_SPLITS:
-            tables = [
-                _eval_table(i, split, result.spec.eval_cap) for i in inputs if split in i.evaluation
-            ]
-            if tables:
-                split_infos[split] = artifact.write_split(tmp, split, tables)
-        artifact.write_dataset_dict(tmp, split_infos)
-        result.splits = {name: info.num_rows for name, info in split_infos.items()}
-        result.manifest = build_manifest(result, inputs, split_infos, names, command)
-        write_manifest(tmp, result.manifest)
-        # the composition is easier seen than read: a chart beside the manifest, always
-        write_composition_chart({"manifest": result.manifest}, tmp / COMPOSITION_CHART)
+        with profiling.phase("train split (schedule, gather, write)"):
+            split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
+        profiling.memory_snapshot("memory after the train split")
+        with profiling.phase("validation/test splits"):
+            for split in EVAL_SPLITS:
+                tables = [
+                    _eval_table(i, split, result.spec.eval_cap)
+                    for i in inputs
+                    if split in i.evaluation
+                ]
+                if tables:
+                    split_infos[split] = artifact.write_split(tmp, split, tables)
+        with profiling.phase("manifest"):
+            artifact.write_dataset_dict(tmp, split_infos)
+            result.splits = {name: info.num_rows for name, info in split_infos.items()}
+            result.manifest = build_manifest(result, inputs, split_infos, names, command)
+            write_manifest(tmp, result.manifest)
+        with profiling.phase("composition chart"):
+            # the composition is easier seen than read: a chart beside the manifest, always
+            write_composition_chart({"manifest": result.manifest}, tmp / COMPOSITION_CHART)
     result.out = out
 
 
@@ -115,10 +122,11 @@ def _write_train(
     writer = artifact.SplitWriter(
         tmp, "train", rows_per_shard=artifact.rows_per_shard(total, num_shards)
     )
-    checker = _PrefixChecker([d.quota for d in draws])
+    checker = PrefixChecker([d.quota for d in draws])
     with progress_bar(total, "mix train", quiet) as bar:
         for task_ids, chunk in _ahead(_train_chunks(inputs, draws)):
-            writer.write(chunk)
+            with profiling.phase("  write train shards"):
+                writer.write(chunk)
             checker.update(task_ids)
             bar.update(len(task_ids))
     result.max_prefix_deviation = checker.worst / total if total else 0.0
@@ -133,16 +141,35 @@ def _train_chunks(
     task_names = pa.array([i.name for i in inputs], type=pa.string())
     done = np.zeros(len(draws), dtype=np.int64)
     quotas = [d.quota for d in draws]
-    for task_ids in schedule_chunks(quotas, chunk_rows([i.train for i in inputs])):
+    schedule = _timed(schedule_chunks(quotas, chunk_rows([i.train for i in inputs])))
+    for task_ids in schedule:
         rows = np.empty(len(task_ids), dtype=np.int64)
-        for t, draw in enumerate(draws):
-            at = np.flatnonzero(task_ids == t)
+        # Positions grouped by task (stable: in schedule order), only the tasks present here:
+        # O(rows) per chunk instead of O(rows x tasks).
+        order = np.argsort(task_ids, kind="stable")
+        counts = np.bincount(task_ids, minlength=len(draws))
+        at_end = 0
+        for t in np.flatnonzero(counts):
+            at = order[at_end : at_end + counts[t]]
+            at_end += int(counts[t])
             start = int(done[t])
-            rows[at] = draw.rows(start, start + len(at)) + gatherer.table_starts[t]
+            rows[at] = draws[t].rows(start, start + len(at)) + gatherer.table_starts[t]
             done[t] += len(at)
-        chunk = gatherer.take(rows)
-        task_column = pc.take(task_names, task_ids)
-        yield task_ids, chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
+        with profiling.phase("  gather rows", thread=True):
+            chunk = gatherer.take(rows)
+            task_column = pc.take(task_names, task_ids)
+            chunk = chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
+        yield task_ids, chunk
+
+
+def _timed(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """The schedule's chunks, the time to compute them counted as a phase."""
+    while True:
+        with profiling.phase("  schedule", thread=True):
+            chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _ahead(items: Iterator[T]) -> Iterator[T]:
@@ -156,25 +183,6 @@ def _ahead(items: Iterator[T]) -> Iterator[T]:
         while (item := future.result()) is not None:
             future = pool.submit(next, items, None)
             yield item
-
-
-class _PrefixChecker:
-    """Measure the schedule's largest prefix error while it is written (for the manifest)."""
-
-    def __init__(self, quotas: Sequence[int]) -> None:
-        self.quotas, self.total = list(quotas), sum(quotas)
-        self.counts = np.zeros(len(quotas), dtype=np.int64)
-        self.done, self.worst = 0, 0
-
-    def update(self, task_ids: np.ndarray) -> None:
-        positions = np.arange(self.done + 1, self.done + len(task_ids) + 1, dtype=np.int64)
-        for t, q in enumerate(self.quotas):
-            running = self.counts[t] + np.cumsum(task_ids == t)
-            error = np.abs(running * self.total - positions * q).max(initial=0)
-            self.worst = max(self.worst, int(error))
-            if len(running):
-                self.counts[t] = running[-1]
-        self.done += len(task_ids)
 
 
 def _eval_table(task: TaskInput, split: str, cap: int | None) -> pa.Table:

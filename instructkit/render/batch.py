@@ -8,7 +8,9 @@ results are consumed in submission order, so the bytes do not depend on ``--num-
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import signal
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from instructkit import profiling
 from instructkit.artifacts.dataset import SCHEMA
 from instructkit.errors import RenderError
 from instructkit.render.budget import TokenBudget
@@ -326,3 +329,55 @@ def _in_order(submit: Callable, jobs: Iterable[BatchJob], window: int) -> Iterat
             yield pending.popleft().get()
     while pending:
         yield pending.popleft().get()
+
+
+class BackgroundWriter:
+    """Hand tables to ``write`` in one background thread, at most ``depth`` tables ahead.
+
+    Used as a context manager: a normal exit waits for the last write and re-raises its
+    error; an exception stops writing (what is queued is dropped) and waits for the thread.
+    """
+
+    def __init__(self, write: Callable[[pa.Table], None], depth: int = 2) -> None:
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stop = False
+        # Started on the first put(): by then --num-proc's workers are forked, so no fork
+        # happens while this thread may hold a lock.
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is not None or self._stop:
+                continue  # keep draining so that put() never blocks forever
+            try:
+                with profiling.phase("write shards", thread=True):
+                    self._write(table)
+            except BaseException as ex:  # re-raised in the caller's thread
+                self._error = ex
+
+    def put(self, table: pa.Table) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="instructkit-writer", daemon=True
+            )
+            self._thread.start()
+        with profiling.phase("wait for the writer"):  # the queue is full: writing is behind
+            self._queue.put(table)
+
+    def __enter__(self) -> BackgroundWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self._thread is None:
+            return
+        if kind is not None:
+            self._stop = True
+        with profiling.phase("wait for the writer"):
+            self._queue.put(None)
+            self._thread.join()
+        if kind is None and self._error is not None:
+            raise self._error

@@ -79,7 +79,8 @@ def _columns_fit(plan: Plan, table: pa.Table) -> bool:
 
 def _as_string(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+        # One chunk (a batch's column): use it as it is; combine_chunks would copy it.
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if not pa.types.is_string(column.type):
         column = column.cast(pa.string())
     return column

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from instructkit import __version__
+from instructkit import __version__, profiling
 from instructkit.artifacts.dataset import (
     DEFAULT_MAX_SHARD_BYTES,
     SPLITS,
@@ -38,6 +38,7 @@ from instructkit.errors import (
     SourceError,
     TemplateError,
 )
+from instructkit.memory import use_fast_pool
 from instructkit.progress import progress_bar
 from instructkit.render.assign import (
     ASSIGNMENTS,
@@ -45,7 +46,14 @@ from instructkit.render.assign import (
     check_ratios,
     cut_splits,
 )
-from instructkit.render.batch import BatchJob, BatchRenderer, FixedChunks, present, run_batches
+from instructkit.render.batch import (
+    BackgroundWriter,
+    BatchJob,
+    BatchRenderer,
+    FixedChunks,
+    present,
+    run_batches,
+)
 from instructkit.render.budget import TokenBudget, length_stats
 from instructkit.render.fast import index_array, text_array
 from instructkit.render.formats import compile_pack
@@ -185,9 +193,12 @@ def render_dataset(
     """
     opts = replace(options, **fields) if options is not None else RenderOptions(**fields)
     started = time.perf_counter()
+    use_fast_pool()
     check_output_path(Path(out), opts.overwrite, "render", render_inputs(source, opts))
-    raw, pack = resolve(source, opts)
-    compiled = select_templates(compile_pack(pack), opts.template_ids, pack)
+    with profiling.phase("read inputs (+ hash)"):
+        raw, pack = resolve(source, opts)
+    with profiling.phase("compile templates"):
+        compiled = select_templates(compile_pack(pack), opts.template_ids, pack)
     plans = plan_splits(raw, pack, compiled, opts)
     budget = load_budget(opts)
     total = sum(p.kept_rows for p in plans)
@@ -196,9 +207,13 @@ def render_dataset(
         progress_bar(total, f"render {pack.task}", opts.quiet, unit="examples") as bar,
     ):
         reports = [write_split_rows(tmp, plan, pack, budget, opts, bar) for plan in plans]
-        write_dataset_dict(tmp, [r.name for r in reports])
-        manifest = build_manifest(source, raw, pack, compiled, reports, opts)
-        write_manifest(tmp, manifest)
+        profiling.memory_snapshot("memory after the splits")
+        with profiling.phase("manifest"):
+            write_dataset_dict(tmp, [r.name for r in reports])
+            manifest = build_manifest(source, raw, pack, compiled, reports, opts)
+            write_manifest(tmp, manifest)
+        finishing = time.perf_counter()
+    profiling.add("finish (rename output)", time.perf_counter() - finishing)
     return RenderResult(Path(out), pack.task, reports, time.perf_counter() - started, manifest)
 
 
@@ -267,7 +282,8 @@ def plan_splits(
 ) -> list[SplitPlan]:
     """Scan every source split and decide each output split's rows and templates."""
     sources = select_source_splits(raw, opts)
-    scans = {name: scan_split(split, compiled, opts) for name, split in sources.items()}
+    with profiling.phase("scan (ids, empty fields)"):
+        scans = {name: scan_split(split, compiled, opts) for name, split in sources.items()}
     if sum(int(s[0].sum()) for s in scans.values()) == 0:
         raise RenderError(
             f"No rows to render from '{raw.source}': the data is empty or every row has an "
@@ -283,10 +299,11 @@ def plan_splits(
         skipped: Counter = Counter()
         for member in members:
             skipped.update(member[3])
-        kept_ids = _kept_ids(members)
-        assignment = assign_templates(
-            kept_ids, [t.template_id for t in templates], opts.assignment, opts.seed, name
-        )
+        with profiling.phase("assign templates"):
+            kept_ids = _kept_ids(members)
+            assignment = assign_templates(
+                kept_ids, [t.template_id for t in templates], opts.assignment, opts.seed, name
+            )
         references = {k: v for m in members for k, v in m[0].references.items()}
         plans.append(
             SplitPlan(name, templates, [m[:3] for m in members], assignment, references, skipped)
@@ -439,15 +456,34 @@ def write_split_rows(
     chunks = FixedChunks(writer.write)
     batches = sum(-(-len(mask) // opts.batch_size) for _, mask, _ in plan.members)
     num_proc = workers_for(opts.num_proc, batches)
-    results = run_batches(renderer, iter_jobs(plan, plan.templates, opts), num_proc)
-    with contextlib.closing(results):  # an error or Ctrl-C here stops the workers at once
+    # Shards are written (IPC, hashing, the file) in a background thread while the next
+    # batches render: both release the GIL for their bulk work. Same chunks, same order.
+    sink = BackgroundWriter(chunks.add)
+    results = _timed(run_batches(renderer, iter_jobs(plan, plan.templates, opts), num_proc))
+    with contextlib.closing(results), sink:  # an error or Ctrl-C stops the workers at once
         for result in results:
-            chunks.add(result.table)
+            sink.put(result.table)
             _merge(report, result)
             bar.update(result.examples)
-    chunks.flush()
-    report.info = writer.close()
+    with profiling.phase("write shards (rest)"):
+        chunks.flush()
+        report.info = writer.close()
     return report
+
+
+def _timed(results: Iterator[Any]) -> Generator[Any, None, None]:
+    """The results, with the time spent producing them counted as the render phase."""
+    try:
+        while True:
+            with profiling.phase("render"):
+                result = next(results, None)
+            if result is None:
+                return
+            yield result
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 def iter_jobs(
@@ -465,10 +501,12 @@ def iter_jobs(
                 assignment = None
                 if plan.assignment is not None:
                     assignment = plan.assignment[done : done + len(index)]
+                every = len(index) == table.num_rows  # no copy when every row is kept
                 rows = index_array(index)
+                batch_ids = ids.slice(offset, table.num_rows)
                 yield BatchJob(
-                    table=table.take(rows),
-                    example_ids=ids.slice(offset, table.num_rows).take(rows),
+                    table=table if every else table.take(rows),
+                    example_ids=batch_ids if every else batch_ids.take(rows),
                     source_split=split.name,
                     source_index=index + offset,
                     assignment=assignment,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from instructkit import profiling
 from instructkit.artifacts.dataset import SPLITS
 from instructkit.errors import PluginError, SourceError
 from instructkit.render.templates import utf8_error
@@ -319,7 +320,8 @@ class _HashingReader:
 
     def read(self, size: int = -1) -> bytes:
         block = self._handle.read(size)
-        self._digest.update(block)
+        with profiling.phase("  hash inputs", thread=True):
+            self._digest.update(block)
         return block
 
 
