@@ -26,14 +26,44 @@ LOG_KEYS = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm")
 
 @dataclass
 class EncodedSplit:
-    """Tokenized rows of one split and what the length budget did to them."""
+    """Tokenized rows of one split and what the length budget did to them.
 
-    features: list[dict[str, list[int]]] = field(default_factory=list)
+    ``features`` is a memory-mapped ``datasets.Dataset`` (input_ids, labels, length, task) from
+    the tokenization cache (:mod:`instructkit.tokenized`); ``packed`` its bins when packing=bfd;
+    ``cache`` the cache key and whether it hit, for the run record.
+    """
+
+    features: Any = field(default_factory=list)
     rows: int = 0
     truncated_prompts: int = 0
     truncated_completions: int = 0
     dropped: int = 0
     longest_completion: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)
+    packed: Any = None
+
+    @classmethod
+    def from_tokenized(cls, tokenized: Any) -> EncodedSplit:
+        return cls(
+            features=tokenized.dataset,
+            rows=tokenized.rows,
+            truncated_prompts=tokenized.truncated_prompts,
+            truncated_completions=tokenized.truncated_completions,
+            dropped=tokenized.dropped,
+            longest_completion=tokenized.longest_completion,
+            cache=dict(tokenized.cache),
+        )
+
+    def training_rows(self) -> Any:
+        """What the Trainer iterates: packed bins, or the rows themselves."""
+        return self.packed if self.packed is not None else self.features
+
+    def record(self) -> dict[str, Any]:
+        """The tokenization cache key, hit or miss, and the packing, for instructkit-train.json."""
+        record = {k: v for k, v in self.cache.items() if k in ("key", "hit", "seconds")}
+        if self.packed is not None:
+            record["packing"] = self.packed.describe()
+        return record
 
 
 class HFTrainer(Trainer):
@@ -75,7 +105,7 @@ class HFTrainer(Trainer):
             self.save_model(trainer.model, run.output_dir, options)
             tokenizer.save_pretrained(run.output_dir)
         result = build_result(trainer, seq2seq, train_split, eval_split, options)
-        result.extra = self.describe_model(trainer.model, options)
+        result.extra.update(self.describe_model(trainer.model, options))
         return result
 
 
@@ -103,12 +133,20 @@ def hf_progress_bars_disabled() -> Iterator[None]:
 def encode_dataset(
     run: TrainRun, tokenizer: Any, seq2seq: bool, options: TrainerOptions
 ) -> tuple[EncodedSplit, EncodedSplit | None]:
-    """Encode the train and (when present) validation splits; fail if no train row fits."""
-    from instructkit.artifact import list_splits, open_split
+    """Encode the train and (when present) validation splits; fail if no train row fits.
 
-    train = encode_split(
-        tokenizer, open_split(run.dataset_dir, options.train_split), seq2seq, options
-    )
+    Each split is tokenized once and cached (:func:`instructkit.tokenized.tokenize_split`);
+    the next run, and every other rank, reads the cache.
+    """
+    from instructkit.artifact import list_splits
+    from instructkit.packing import PackedDataset
+
+    if seq2seq and options.packing != "none":
+        raise TrainerError(
+            f"packing={options.packing} is for causal models; seq2seq models keep dynamic "
+            f"padding: use packing=none."
+        )
+    train = encode_cached(run, tokenizer, seq2seq, options, options.train_split, None)
     if not train.features:
         raise TrainerError(
             f"All {train.rows} train rows have completions longer than max_target_length="
@@ -117,68 +155,60 @@ def encode_dataset(
         )
     if options.validation_split not in list_splits(run.dataset_dir):
         return train, None
-    table = open_split(run.dataset_dir, options.validation_split)
-    if options.max_eval_samples is not None:
-        table = table.slice(0, options.max_eval_samples)
-    validation = encode_split(tokenizer, table, seq2seq, options)
+    validation = encode_cached(
+        run, tokenizer, seq2seq, options, options.validation_split, options.max_eval_samples
+    )
+    if options.packing == "bfd":
+        length = options.packing_length or options.max_source_length + options.max_target_length
+        train.packed = PackedDataset(train.features, length)
     return train, validation if validation.features else None
+
+
+def encode_cached(
+    run: TrainRun,
+    tokenizer: Any,
+    seq2seq: bool,
+    options: TrainerOptions,
+    split: str,
+    limit: int | None,
+) -> EncodedSplit:
+    """One split of the run's dataset, tokenized through the cache."""
+    from instructkit.tokenized import EncodingSpec, tokenize_split
+
+    spec = EncodingSpec.from_options(options, seq2seq)
+    tokenized = tokenize_split(
+        tokenizer, run.dataset_dir, split, spec, limit=limit, num_proc=options.dataset_num_proc
+    )
+    return EncodedSplit.from_tokenized(tokenized)
 
 
 def encode_split(
     tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions
 ) -> EncodedSplit:
-    """Tokenize a split in batches and apply the length budget, counting every cut."""
-    from instructkit.modeling import assemble_pair, bos_prefix, causal_prompt
+    """Tokenize an Arrow table (no cache) and apply the length budget, counting every cut."""
+    from instructkit.tokenized import EncodingSpec, tokenize_table
 
-    prefix = bos_prefix(tokenizer)
-    encoded = EncodedSplit(rows=table.num_rows)
-    for start in range(0, table.num_rows, 1000):
-        chunk = table.slice(start, 1000)
-        texts = chunk.column("prompt").to_pylist()
-        if not seq2seq:
-            texts = [causal_prompt(t or "") for t in texts]
-        prompts = _batch_ids(tokenizer, texts)
-        targets = _batch_ids(tokenizer, chunk.column("completion").to_pylist())
-        for prompt_ids, target_ids in zip(prompts, targets, strict=True):
-            pair = assemble_pair(
-                tokenizer, prompt_ids, target_ids, seq2seq, options.max_source_length,
-                options.max_target_length, options.completion_only, prefix,
-            )  # fmt: skip
-            _count(encoded, pair, len(target_ids), options)
-    return encoded
+    spec = EncodingSpec.from_options(options, seq2seq)
+    return EncodedSplit.from_tokenized(tokenize_table(tokenizer, table, spec))
 
 
-def _batch_ids(tokenizer: Any, texts: list[str | None]) -> list[list[int]]:
-    return list(tokenizer([t or "" for t in texts], add_special_tokens=False)["input_ids"])
+def make_collator(tokenizer: Any, model: Any, seq2seq: bool, packing: str = "none") -> Any:
+    """Pad inputs with the pad token and labels with -100 (seq2seq: decoder inputs too).
 
-
-def _count(
-    encoded: EncodedSplit, pair: Any, completion_length: int, options: TrainerOptions
-) -> None:
-    encoded.longest_completion = max(encoded.longest_completion, completion_length)
-    encoded.truncated_prompts += pair.prompt_truncated
-    if pair.completion_truncated:
-        encoded.truncated_completions += 1
-        if not options.truncate_completions:
-            encoded.dropped += 1
-            return
-    encoded.features.append(
-        {
-            "input_ids": pair.input_ids,
-            "attention_mask": [1] * len(pair.input_ids),
-            "labels": pair.labels,
-        }
-    )
-
-
-def make_collator(tokenizer: Any, model: Any, seq2seq: bool) -> Any:
-    """Pad inputs with the pad token and labels with -100 (seq2seq: decoder inputs too)."""
+    With packing (causal only) rows carry restarting position ids instead of an attention mask
+    (:class:`instructkit.packing.PackedCollator`).
+    """
     from transformers import DataCollatorForSeq2Seq
 
     from instructkit.modeling import IGNORE_INDEX
+    from instructkit.packing import PackedCollator, RowCollator
 
-    return DataCollatorForSeq2Seq(
-        tokenizer, model=model if seq2seq else None, label_pad_token_id=IGNORE_INDEX
+    if packing != "none" and not seq2seq:
+        return PackedCollator(tokenizer.pad_token_id, flatten=packing == "padding_free")
+    return RowCollator(
+        DataCollatorForSeq2Seq(
+            tokenizer, model=model if seq2seq else None, label_pad_token_id=IGNORE_INDEX
+        )
     )
 
 
@@ -197,14 +227,19 @@ def build_hf_trainer(
     """A ``transformers.Trainer`` with our arguments, collator and callbacks."""
     from transformers import PrinterCallback
 
+    from instructkit.packing import apply_length_grouping, check_packing_support, check_use_cache
+
     args = training_arguments(options, run, has_validation=validation is not None)
+    check_packing_support(model, options.packing)
+    check_use_cache(args, options.packing)
+    apply_length_grouping(args, options.group_by_length)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     trainer = hf_trainer_class()(
         model=model,
         args=args,
-        train_dataset=train.features,
+        train_dataset=train.training_rows(),
         eval_dataset=validation.features if validation else None,
-        data_collator=make_collator(tokenizer, base, seq2seq),
+        data_collator=make_collator(tokenizer, base, seq2seq, options.packing),
         processing_class=tokenizer,
         callbacks=[final_step_callback(validation is not None), progress_callback(run.quiet)],
     )
@@ -401,6 +436,7 @@ def build_result(
         eval_loss=eval_losses[-1] if eval_losses else None,
         steps=int(trainer.state.global_step),
         train_rows=len(train.features),
+        extra={"tokenization": train.record()},
         truncated_prompts=train.truncated_prompts,
         truncated_completions=train.truncated_completions,
         dropped_rows=train.dropped,

@@ -40,6 +40,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("INSTRUCTKIT_USER_PATH", str(home / "instructkit"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "hf" / "datasets"))
+    monkeypatch.setenv("INSTRUCTKIT_CACHE", str(home / "cache"))
     monkeypatch.delenv("INSTRUCTKIT_LOAD_PLUGINS", raising=False)
     monkeypatch.delenv("INSTRUCTKIT_TRACE_PLUGINS", raising=False)
     monkeypatch.delenv("INSTRUCTKIT_DEBUG", raising=False)
