@@ -36,6 +36,7 @@ CACHE_FORMAT = 1
 CACHE_ENV = "INSTRUCTKIT_CACHE"
 INDEX_NAME = "index.json"
 BATCH_ROWS = 1000
+CHUNK_ROWS = 50_000
 COLUMNS = ("input_ids", "labels", "length", "task")
 
 
@@ -163,12 +164,13 @@ def tokenize_table(
     encoded = _map(dataset, tokenizer, spec, num_proc, cache_file=None)
     stats = _stats(encoded, spec)
     if stats["dropped"]:
-        encoded = encoded.filter(
-            lambda cut: [not c for c in cut],
-            input_columns="completion_truncated",
-            batched=True,
-            keep_in_memory=True,
-        )
+        with datasets_bars_disabled():
+            encoded = encoded.filter(
+                lambda cut: [not c for c in cut],
+                input_columns="completion_truncated",
+                batched=True,
+                keep_in_memory=True,
+            )
     return TokenizedSplit(encoded.select_columns(list(COLUMNS)), **stats, cache={"hit": False})
 
 
@@ -207,16 +209,37 @@ class SourceSplit:
             "limit": limit,
         }
 
-    def load(self) -> Any:
-        """The split as a memory-mapped ``datasets.Dataset`` (prompt, completion, task)."""
-        from datasets import Dataset, concatenate_datasets
+    def chunks(self, rows: int) -> Iterator[Any]:
+        """The split's prompt, completion and task columns as Arrow tables of about ``rows``.
 
-        parts = [Dataset.from_file(str(p)) for p in self.files]
-        dataset = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
-        if self.limit is not None and self.limit < dataset.num_rows:
-            dataset = dataset.select(range(self.limit))
-        keep = [c for c in ("prompt", "completion", "task") if c in dataset.column_names]
-        return dataset.select_columns(keep)
+        Read with plain file reads, not a memory map: the pages of a mapped file stay resident
+        (and count in RSS) once touched, so mapping a large split would grow with it.
+        """
+        import pyarrow as pa
+
+        pending: list[Any] = []
+        count, left, schema = 0, self.limit, None
+        for path in self.files:
+            with pa.OSFile(str(path)) as handle:
+                reader = pa.ipc.open_stream(handle)
+                names = [c for c in ("prompt", "completion", "task") if c in reader.schema.names]
+                for batch in reader:
+                    if left is not None:
+                        batch = batch.slice(0, left)
+                        left -= batch.num_rows
+                    batch = batch.select(names)
+                    schema = batch.schema
+                    pending.append(batch)
+                    count += batch.num_rows
+                    if count >= rows:
+                        yield pa.Table.from_batches(pending)
+                        pending, count = [], 0
+                    if left == 0:
+                        break
+            if left == 0:
+                break
+        if pending:
+            yield pa.Table.from_batches(pending, schema=schema)
 
 
 def key_parts(tokenizer: Any, source: SourceSplit, spec: EncodingSpec) -> dict[str, Any]:
@@ -290,24 +313,46 @@ def _build_entry(
     parts: dict[str, Any],
     num_proc: int | None,
 ) -> None:
-    """Encode into a temporary sibling directory and rename it to ``entry`` when complete."""
+    """Encode into a temporary sibling directory and rename it to ``entry`` when complete.
+
+    The split goes through in chunks of ``CHUNK_ROWS`` rows (one Arrow file each, or one per
+    worker), so memory is bounded by a chunk, whatever the row count.
+    """
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
     tmp = entry.parent / f".tmp-{entry.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        encoded = _map(source.load(), tokenizer, spec, num_proc, cache_file=tmp / "encoded.arrow")
-        stats = _stats(encoded, spec)
-        files = sorted(p.name for p in tmp.glob("encoded*.arrow"))
-        if stats["dropped"]:
-            files = [_write_kept_rows(tmp, files)]
+        files: list[str] = []
+        totals = {"rows": 0, "truncated_prompts": 0, "truncated_completions": 0, "dropped": 0}
+        longest = 0
+        for number, chunk in enumerate(source.chunks(CHUNK_ROWS)):
+            if chunk.num_rows == 0:
+                continue
+            name = f"part-{number:05d}"
+            encoded = _map(
+                Dataset(InMemoryTable(chunk)), tokenizer, spec, num_proc, tmp / f"{name}.arrow"
+            )
+            stats = _stats(encoded, spec)
+            del encoded, chunk
+            written = sorted(p.name for p in tmp.glob(f"{name}*.arrow"))
+            if stats["dropped"]:
+                written = [_write_kept_rows(tmp, written, f"{name}-kept.arrow")]
+            files.extend(written)
+            longest = max(longest, stats.pop("longest_completion"))
+            for key, value in stats.items():
+                totals[key] += value
+        if not files:
+            files = [_write_empty(tmp / "empty.arrow")]
         index = {
             "files": files,
-            "stats": stats,
+            "stats": {**totals, "longest_completion": longest},
             "key_parts": parts,
             "tokenizer_name_or_path": str(getattr(tokenizer, "name_or_path", "")),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-        del encoded
         try:
             tmp.rename(entry)
         except OSError:
@@ -317,15 +362,10 @@ def _build_entry(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _map(
-    dataset: Any, tokenizer: Any, spec: EncodingSpec, num_proc: int | None, cache_file: Any
-) -> Any:
-    """``Dataset.map`` of :func:`encode_rows` over batches: Arrow in, Arrow out."""
+def _features() -> Any:
     from datasets import Features, List, Value
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar
-    from datasets.utils.logging import is_progress_bar_enabled as bars_enabled
 
-    features = Features(
+    return Features(
         {
             "input_ids": List(Value("int32")),
             "labels": List(Value("int32")),
@@ -336,17 +376,30 @@ def _map(
             "completion_length": Value("int32"),
         }
     )
+
+
+def _write_empty(path: Path) -> str:
+    """An Arrow file with the encoded schema and no rows (an empty split)."""
+    from datasets.arrow_writer import ArrowWriter
+
+    with ArrowWriter(features=_features(), path=str(path)) as writer:
+        writer.finalize()
+    return path.name
+
+
+def _map(
+    dataset: Any, tokenizer: Any, spec: EncodingSpec, num_proc: int | None, cache_file: Any
+) -> Any:
+    """``Dataset.map`` of :func:`encode_rows` over batches: Arrow in, Arrow out."""
     procs = num_proc if num_proc and num_proc > 1 and dataset.num_rows > BATCH_ROWS else None
-    bars = bars_enabled()
-    disable_progress_bar()  # the trainer's own bar is the one to watch
-    try:
+    with datasets_bars_disabled():
         return dataset.map(
             _encode_batch,
             batched=True,
             batch_size=BATCH_ROWS,
             fn_kwargs={"tokenizer": tokenizer, "spec": spec},
             remove_columns=dataset.column_names,
-            features=features,
+            features=_features(),
             num_proc=procs,
             keep_in_memory=cache_file is None,
             cache_file_name=str(cache_file) if cache_file is not None else None,
@@ -354,6 +407,18 @@ def _map(
             new_fingerprint=uuid.uuid4().hex,  # never hash the tokenizer (slow, noisy)
             writer_batch_size=BATCH_ROWS,
         )
+
+
+@contextlib.contextmanager
+def datasets_bars_disabled() -> Iterator[None]:
+    """No ``datasets`` progress bars: the trainer's own bar is the one to watch."""
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar
+    from datasets.utils.logging import is_progress_bar_enabled as bars_enabled
+
+    bars = bars_enabled()
+    disable_progress_bar()
+    try:
+        yield
     finally:
         if bars:
             enable_progress_bar()
@@ -394,16 +459,15 @@ def _stats(encoded: Any, spec: EncodingSpec) -> dict[str, int]:
     }
 
 
-def _write_kept_rows(tmp: Path, files: list[str]) -> str:
+def _write_kept_rows(tmp: Path, files: list[str], name: str) -> str:
     """Copy the rows whose completion fits into one file, batch by batch; return its name."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    name = "kept.arrow"
     writer = None
     try:
         for file in files:
-            with pa.memory_map(str(tmp / file)) as source:
+            with pa.OSFile(str(tmp / file)) as source:  # not mapped: see SourceSplit.chunks
                 reader = pa.ipc.open_stream(source)
                 if writer is None:
                     writer = pa.ipc.new_stream(str(tmp / name), reader.schema)

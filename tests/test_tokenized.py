@@ -233,3 +233,19 @@ def test_run_record_has_the_cache_key_and_the_second_run_hits(llama_dir, dataset
     assert (one["hit"], two["hit"]) == (False, True) and one["key"] == two["key"]
     saved = json.loads((tmp_path / "b" / "instructkit-train.json").read_text())
     assert saved["tokenization"]["key"] == one["key"]
+
+
+def test_an_empty_split_and_chunks(tokenizer, tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    train = pa.concat_tables([tiny_rows(10, offset=i) for i in (0, 10, 20)])  # three batches
+    splits = {"train": train, "validation": tiny_rows(0)}
+    data = make_tiny_dataset(tmp_path / "data", splits=splits)
+    empty = tokenize_split(tokenizer, data, "validation", SPEC, cache_dir=tmp_path)
+    assert empty.rows == 0 and empty.dataset.num_rows == 0
+    monkeypatch.setattr(tokenized, "CHUNK_ROWS", 7)  # several chunks, some rows dropped
+    spec = EncodingSpec(False, 48, 6)
+    chunked = tokenize_split(tokenizer, data, "train", spec, cache_dir=tmp_path / "a")
+    whole = tokenize_table(tokenizer, tiny_rows(30), spec)
+    assert len(json.loads((Path(chunked.cache["path"]) / "index.json").read_text())["files"]) > 1
+    assert chunked.dataset[:] == whole.dataset[:] and chunked.dropped == whole.dropped > 0
