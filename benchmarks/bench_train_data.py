@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,7 +125,14 @@ def train_once(
     proc = subprocess.Popen(
         cmd, env=env, cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    _, status, usage = os.wait4(proc.pid, 0)
+    peaks = {"RssAnon": 0, "RssFile": 0}
+    while True:  # sample anonymous and file-backed (memory-mapped) resident memory apart
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        for key, value in proc_status(proc.pid).items():
+            peaks[key] = max(peaks.get(key, 0), value)
+        time.sleep(0.1)
     stdout = proc.stdout.read() if proc.stdout else ""
     stderr = proc.stderr.read() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
@@ -135,9 +143,25 @@ def train_once(
     record = json.loads((out / "instructkit-train.json").read_text())
     return {
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "peak_anon_mb": peaks["RssAnon"],
+        "peak_file_mb": peaks["RssFile"],
         "first_step_s": first[0] if first else None,
         "tokenization": record.get("tokenization"),
     }
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """RssAnon and RssFile of a live process, in MB (empty once it has exited)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name in ("RssAnon", "RssFile"):
+            fields[name] = int(value.split()[0]) // 1024
+    return fields
 
 
 def padding_figures(

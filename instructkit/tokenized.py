@@ -36,7 +36,7 @@ CACHE_FORMAT = 1
 CACHE_ENV = "INSTRUCTKIT_CACHE"
 INDEX_NAME = "index.json"
 BATCH_ROWS = 1000
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000
 COLUMNS = ("input_ids", "labels", "length", "task")
 
 
@@ -318,6 +318,7 @@ def _build_entry(
     The split goes through in chunks of ``CHUNK_ROWS`` rows (one Arrow file each, or one per
     worker), so memory is bounded by a chunk, whatever the row count.
     """
+    import pyarrow as pa
     from datasets import Dataset
     from datasets.table import InMemoryTable
 
@@ -340,6 +341,7 @@ def _build_entry(
             if stats["dropped"]:
                 written = [_write_kept_rows(tmp, written, f"{name}-kept.arrow")]
             files.extend(written)
+            pa.default_memory_pool().release_unused()  # hand the chunk's buffers back
             longest = max(longest, stats.pop("longest_completion"))
             for key, value in stats.items():
                 totals[key] += value
