@@ -436,12 +436,20 @@ def build_result(
         eval_loss=eval_losses[-1] if eval_losses else None,
         steps=int(trainer.state.global_step),
         train_rows=len(train.features),
-        extra={"tokenization": train.record()},
+        extra={"tokenization": tokenization_record(train, validation)},
         truncated_prompts=train.truncated_prompts,
         truncated_completions=train.truncated_completions,
         dropped_rows=train.dropped,
         notes=length_notes(train, validation, options),
     )
+
+
+def tokenization_record(train: EncodedSplit, validation: EncodedSplit | None) -> dict[str, Any]:
+    """The train split's cache key, hit and packing, and the validation split's key and hit."""
+    record = train.record()
+    if validation is not None:
+        record["validation"] = validation.record()
+    return record
 
 
 def length_notes(

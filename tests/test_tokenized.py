@@ -231,6 +231,7 @@ def test_run_record_has_the_cache_key_and_the_second_run_hits(llama_dir, dataset
     second = run_training(dataset_dir, "full", str(llama_dir), tmp_path / "b", options, quiet=True)
     one, two = first.metadata["tokenization"], second.metadata["tokenization"]
     assert (one["hit"], two["hit"]) == (False, True) and one["key"] == two["key"]
+    assert two["validation"]["hit"] is True and two["validation"]["key"] != two["key"]
     saved = json.loads((tmp_path / "b" / "instructkit-train.json").read_text())
     assert saved["tokenization"]["key"] == one["key"]
 
