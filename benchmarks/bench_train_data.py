@@ -116,7 +116,9 @@ def train_once(
     source: Path, dataset: Path, model: Path, out: Path, cache: Path, extra: list[str]
 ) -> dict:
     """One ``instructkit train -o max_steps=2`` in a fresh process: RSS, first step, record."""
-    env = {**os.environ, "INSTRUCTKIT_CACHE": str(cache), "PYTHONPATH": str(source)}
+    plugin = source / "plugins" / "instructkit-peft-extras"  # the tree's own, not the installed
+    path = os.pathsep.join([str(source), str(plugin)])
+    env = {**os.environ, "INSTRUCTKIT_CACHE": str(cache), "PYTHONPATH": path}
     cmd = [
         sys.executable, "-c", CHILD, "train", str(dataset), "-b", "full", "-m", str(model),
         "--out", str(out), "--overwrite", "-q", "-o", "max_steps=2", "-o", "max_eval_samples=64",
