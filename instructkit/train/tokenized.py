@@ -266,7 +266,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     if backend is not None:
         body = backend.to_str()
     else:  # a slow tokenizer: its vocabulary is what we can see
-        body = json.dumps(sorted(tokenizer.get_vocab().items()))
+        body = json.dumps(sorted(tokenizer.get_vocab().items()), allow_nan=False)
     extra = {
         "class": type(tokenizer).__name__,
         "special": {
@@ -276,12 +276,14 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
         "chat_template": getattr(tokenizer, "chat_template", None),
     }
     digest = hashlib.sha256(body.encode())
-    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    digest.update(json.dumps(extra, sort_keys=True, default=str, allow_nan=False).encode())
     return digest.hexdigest()[:16]
 
 
 def hash_json(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(data, sort_keys=True, default=str, allow_nan=False).encode()
+    ).hexdigest()
 
 
 # ---------------------------------------------------------------- building and loading entries
@@ -340,7 +342,9 @@ def _build_entry(
             "tokenizer_name_or_path": str(getattr(tokenizer, "name_or_path", "")),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        (tmp / INDEX_NAME).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        (tmp / INDEX_NAME).write_text(
+            json.dumps(index, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        )
         try:
             tmp.rename(entry)
         except OSError:
