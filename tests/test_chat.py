@@ -268,6 +268,45 @@ def test_the_trainer_encodes_a_split_as_trl(smollm2_tokenizer):
         assert (batch["labels"][row, len(ids) :] == IGNORE_INDEX).all()
 
 
+@pytest.mark.slow
+def test_the_cached_train_split_is_encoded_as_trl(smollm2_tokenizer, tmp_path):
+    """Training reads its train split through the tokenization cache: same ids as TRL, both
+    on the miss and on the hit; the chat decision is part of the key."""
+    from instructkit.testing import make_tiny_dataset
+    from instructkit.train.base import TrainerOptions
+    from instructkit.train.hf import encode_cached
+
+    prompts, completions = zip(*CONVERSATIONAL_ROWS, strict=True)
+    table = pa.Table.from_pylist(
+        [
+            {"prompt": p, "completion": c, "task": "chat"}
+            for p, c in zip(prompts, completions, strict=True)
+        ]
+    )
+    data = make_tiny_dataset(tmp_path / "d", splits={"train": table})
+    run = types.SimpleNamespace(dataset_dir=data)
+    expected = trl_prepare(smollm2_tokenizer, CONVERSATIONAL_ROWS)
+    options = TrainerOptions(max_source_length=4096, max_target_length=4096)
+    for hit in (False, True):
+        encoded = encode_cached(run, smollm2_tokenizer, False, options, "train", None)
+        assert encoded.chat is True and encoded.cache["hit"] is hit
+        assert [(f["input_ids"], f["labels"]) for f in encoded.features] == expected
+    strings = pa.Table.from_pylist([{"prompt": p, "completion": c} for p, c in STRING_ROWS[:3]])
+    data = make_tiny_dataset(tmp_path / "s", splits={"train": strings})
+    run = types.SimpleNamespace(dataset_dir=data)
+    keys = {}
+    for mode in ("off", "on"):
+        options = TrainerOptions(max_source_length=4096, max_target_length=4096, chat_template=mode)
+        encoded = encode_cached(run, smollm2_tokenizer, False, options, "train", None)
+        keys[mode] = encoded.cache["key"]
+        rows = (
+            STRING_ROWS[:3] if mode == "off" else [conversation(p, c) for p, c in STRING_ROWS[:3]]
+        )
+        expected = trl_prepare(smollm2_tokenizer, rows)
+        assert [(f["input_ids"], f["labels"]) for f in encoded.features] == expected
+    assert keys["off"] != keys["on"]
+
+
 # ---------------------------------------------------------------- train and evaluate
 
 

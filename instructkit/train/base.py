@@ -138,6 +138,24 @@ class TrainerOptions:
     validation_split: str = option(
         "validation", "Split for the validation loss (skipped if absent)."
     )
+    dataset_num_proc: int | None = option(
+        None,
+        "Processes that tokenize a split on a cache miss (default 1: the fast tokenizer already "
+        "uses every core).",
+        minimum=1,
+    )
+    packing: str = option(
+        "none",
+        "Causal models: bfd packs rows into packing_length bins (best-fit decreasing), "
+        "padding_free joins each batch into one row; attention and loss stay per row.",
+        choices=("none", "bfd", "padding_free"),
+    )
+    packing_length: int | None = option(
+        None, "Tokens per packed bin (default: max_source_length + max_target_length).", minimum=2
+    )
+    group_by_length: bool = option(
+        False, "Batch rows of similar length together (less padding, without packing)."
+    )
     training_arguments: dict[str, Any] = field(
         default_factory=dict,
         metadata={"help": "Other transformers.TrainingArguments fields, by their HF names."},
@@ -153,6 +171,17 @@ class TrainerOptions:
         if self.max_steps == 0 or (self.max_steps < 0 and self.epochs <= 0):
             raise OptionsError("Nothing to train: set max_steps > 0 or epochs > 0.")
         keep_schedule(self.keep_checkpoints)  # fails on a malformed list
+        if self.packing != "none" and self.group_by_length:
+            raise OptionsError(
+                f"group_by_length=true has nothing to group with packing={self.packing}: "
+                f"choose one."
+            )
+        longest = self.max_source_length + self.max_target_length
+        if self.packing_length is not None and self.packing_length < longest:
+            raise OptionsError(
+                f"packing_length={self.packing_length} is shorter than a row can be "
+                f"(max_source_length + max_target_length = {longest}): raise it."
+            )
 
     @classmethod
     def from_mapping(

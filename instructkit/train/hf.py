@@ -21,19 +21,52 @@ from typing import Any
 from instructkit.errors import TrainerError
 from instructkit.train.base import Trainer, TrainerOptions, TrainResult, TrainRun
 from instructkit.train.callbacks import LOG_KEYS as LOG_KEYS  # what training_log.jsonl keeps
+from instructkit.train.record import TOKENIZATION_FIELD
 
 
 @dataclass
 class EncodedSplit:
-    """Tokenized rows of one split and what the length budget did to them."""
+    """Tokenized rows of one split and what the length budget did to them.
 
-    features: list[dict[str, list[int]]] = field(default_factory=list)
+    ``features`` is a ``datasets.Dataset`` (input_ids, labels, length, task): memory-mapped from
+    the tokenization cache (:mod:`instructkit.train.tokenized`) for the train split, in memory
+    for validation sets; ``packed`` its bins when packing=bfd (train only: validation rows are
+    never packed); ``cache`` the cache key and whether it hit, for the run record.
+    """
+
+    features: Any = field(default_factory=list)
     rows: int = 0
     truncated_prompts: int = 0
     truncated_completions: int = 0
     dropped: int = 0
     longest_completion: int = 0
     chat: bool = False  # rows went through the tokenizer's chat template
+    cache: dict[str, Any] = field(default_factory=dict)
+    packed: Any = None
+
+    @classmethod
+    def from_tokenized(cls, tokenized: Any, chat: bool) -> EncodedSplit:
+        return cls(
+            features=tokenized.dataset,
+            rows=tokenized.rows,
+            truncated_prompts=tokenized.truncated_prompts,
+            truncated_completions=tokenized.truncated_completions,
+            dropped=tokenized.dropped,
+            longest_completion=tokenized.longest_completion,
+            chat=chat,
+            cache=dict(tokenized.cache),
+        )
+
+    def training_rows(self) -> Any:
+        """What the Trainer iterates: packed bins, or the rows themselves."""
+        return self.packed if self.packed is not None else self.features
+
+    def record(self) -> dict[str, Any]:
+        """The tokenization cache key, hit or miss, and the packing, for instructkit-train.json."""
+        record = {k: self.cache.get(k) for k in ("key", "hit", "seconds")}
+        if self.packed is not None:
+            record["packing"] = self.packed.describe()
+        return record
 
 
 class HFTrainer(Trainer):
@@ -96,12 +129,15 @@ class HFTrainer(Trainer):
             self.save_model(trainer.model, run.output_dir, options)
             tokenizer.save_pretrained(run.output_dir)
         result = build_result(trainer, seq2seq, train_split, validation.first(), options)
-        result.extra = {
-            **hf_run_facts(trainer, trainer.model),
-            "validation_tasks": validation.tasks,
-            **self.describe_model(trainer.model, options),
-            "encoding": encoding_record(tokenizer, train_split.chat),
-        }
+        result.extra.update(
+            {
+                TOKENIZATION_FIELD: tokenization_record(train_split, validation),
+                **hf_run_facts(trainer, trainer.model),
+                "validation_tasks": validation.tasks,
+                **self.describe_model(trainer.model, options),
+                "encoding": encoding_record(tokenizer, train_split.chat),
+            }
+        )
         return result
 
 
@@ -129,45 +165,68 @@ def hf_progress_bars_disabled() -> Iterator[None]:
 def encode_dataset(
     run: TrainRun, tokenizer: Any, seq2seq: bool, options: TrainerOptions
 ) -> tuple[EncodedSplit, EncodedSplit | None]:
-    """Encode the train and (when present) validation splits; fail if no train row fits."""
-    from instructkit.artifacts.dataset import list_splits, open_split
+    """Encode the train and (when present) validation splits; fail if no train row fits.
 
-    train = encode_split(
-        tokenizer, open_split(run.dataset_dir, options.train_split), seq2seq, options
-    )
+    Each split is tokenized once and cached (:func:`instructkit.train.tokenized.tokenize_split`);
+    the next run, and every other rank, reads the cache. With packing=bfd the train rows are
+    placed into bins; validation rows never are.
+    """
+    from instructkit.artifacts.dataset import list_splits
+    from instructkit.train.packing import PackedDataset
+
+    if seq2seq and options.packing != "none":
+        raise TrainerError(
+            f"packing={options.packing} is for causal models; seq2seq models keep dynamic "
+            f"padding: use packing=none."
+        )
+    train = encode_cached(run, tokenizer, seq2seq, options, options.train_split, None)
     if not train.features:
         raise TrainerError(
             f"All {train.rows} train rows have completions longer than max_target_length="
             f"{options.max_target_length} tokens (longest: {train.longest_completion + 1} with "
             f"eos): raise -o max_target_length or pass -o truncate_completions=true."
         )
+    if options.packing == "bfd":
+        length = options.packing_length or options.max_source_length + options.max_target_length
+        train.packed = PackedDataset(train.features, length)
     if options.validation_split not in list_splits(run.dataset_dir):
         return train, None
-    table = open_split(run.dataset_dir, options.validation_split)
-    if options.max_eval_samples is not None:
-        table = table.slice(0, options.max_eval_samples)
-    validation = encode_split(tokenizer, table, seq2seq, options)
+    validation = encode_cached(
+        run, tokenizer, seq2seq, options, options.validation_split, options.max_eval_samples
+    )
     return train, validation if validation.features else None
+
+
+def encode_cached(
+    run: TrainRun,
+    tokenizer: Any,
+    seq2seq: bool,
+    options: TrainerOptions,
+    split: str,
+    limit: int | None,
+) -> EncodedSplit:
+    """One split of the run's dataset, tokenized through the cache (chat template decided from
+    the split, and part of the key)."""
+    from instructkit.artifacts.dataset import open_split
+    from instructkit.train.tokenized import EncodingSpec, tokenize_split
+
+    chat = options_chat(tokenizer, open_split(run.dataset_dir, split), seq2seq, options)
+    spec = EncodingSpec.from_options(options, seq2seq, chat)
+    tokenized = tokenize_split(
+        tokenizer, run.dataset_dir, split, spec, limit=limit, num_proc=options.dataset_num_proc
+    )
+    return EncodedSplit.from_tokenized(tokenized, chat)
 
 
 def encode_split(
     tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOptions
 ) -> EncodedSplit:
-    """Tokenize a split in batches and apply the length budget, counting every cut."""
-    from instructkit.modeling import encode_pairs
+    """Tokenize an Arrow table (no cache) and apply the length budget, counting every cut."""
+    from instructkit.train.tokenized import EncodingSpec, tokenize_table
 
-    encoded = EncodedSplit(rows=table.num_rows)
-    chat = encoded.chat = options_chat(tokenizer, table, seq2seq, options)
-    for start in range(0, table.num_rows, 1000):
-        chunk = table.slice(start, 1000)
-        pairs = encode_pairs(
-            tokenizer, chunk.column("prompt").to_pylist(), chunk.column("completion").to_pylist(),
-            seq2seq, options.max_source_length, options.max_target_length,
-            options.completion_only, chat,
-        )  # fmt: skip
-        for pair in pairs:
-            _count(encoded, pair, pair.completion_length - 1, options)
-    return encoded
+    chat = options_chat(tokenizer, table, seq2seq, options)
+    spec = EncodingSpec.from_options(options, seq2seq, chat)
+    return EncodedSplit.from_tokenized(tokenize_table(tokenizer, table, spec), chat)
 
 
 def encoding_record(tokenizer: Any, chat: bool) -> dict[str, Any]:
@@ -189,33 +248,23 @@ def options_chat(tokenizer: Any, table: Any, seq2seq: bool, options: TrainerOpti
     return use_chat_template(tokenizer, mode, table_is_conversational(table), seq2seq)
 
 
-def _count(
-    encoded: EncodedSplit, pair: Any, completion_length: int, options: TrainerOptions
-) -> None:
-    encoded.longest_completion = max(encoded.longest_completion, completion_length)
-    encoded.truncated_prompts += pair.prompt_truncated
-    if pair.completion_truncated:
-        encoded.truncated_completions += 1
-        if not options.truncate_completions:
-            encoded.dropped += 1
-            return
-    encoded.features.append(
-        {
-            "input_ids": pair.input_ids,
-            "attention_mask": [1] * len(pair.input_ids),
-            "labels": pair.labels,
-        }
-    )
+def make_collator(tokenizer: Any, model: Any, seq2seq: bool, packing: str = "none") -> Any:
+    """Pad inputs with the pad token and labels with -100 (seq2seq: decoder inputs too).
 
-
-def make_collator(tokenizer: Any, model: Any, seq2seq: bool) -> Any:
-    """Pad inputs with the pad token and labels with -100 (seq2seq: decoder inputs too)."""
+    With packing (causal only) rows carry restarting position ids instead of an attention mask
+    (:class:`instructkit.train.packing.PackedCollator`).
+    """
     from transformers import DataCollatorForSeq2Seq
 
     from instructkit.modeling import IGNORE_INDEX
+    from instructkit.train.packing import PackedCollator, RowCollator
 
-    return DataCollatorForSeq2Seq(
-        tokenizer, model=model if seq2seq else None, label_pad_token_id=IGNORE_INDEX
+    if packing != "none" and not seq2seq:
+        return PackedCollator(tokenizer.pad_token_id, flatten=packing == "padding_free")
+    return RowCollator(
+        DataCollatorForSeq2Seq(
+            tokenizer, model=model if seq2seq else None, label_pad_token_id=IGNORE_INDEX
+        )
     )
 
 
@@ -241,6 +290,11 @@ def build_hf_trainer(
     from transformers import PrinterCallback
 
     from instructkit.train.callbacks import live_log_callback, plain_progress_callback
+    from instructkit.train.packing import (
+        apply_length_grouping,
+        check_packing_support,
+        check_use_cache,
+    )
     from instructkit.train.run import LOG_NAME
 
     if hasattr(validation, "eval_dataset"):
@@ -250,13 +304,16 @@ def build_hf_trainer(
     has_validation = eval_dataset is not None
     if args is None:
         args = training_arguments(options, run, has_validation=has_validation)
+    check_packing_support(model, options.packing)
+    check_use_cache(args, options.packing)
+    apply_length_grouping(args, options.group_by_length)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     trainer = hf_trainer_class()(
         model=model,
         args=args,
-        train_dataset=train.features,
+        train_dataset=train.training_rows(),
         eval_dataset=eval_dataset,
-        data_collator=make_collator(tokenizer, base, seq2seq),
+        data_collator=make_collator(tokenizer, base, seq2seq, options.packing),
         processing_class=tokenizer,
         callbacks=[
             final_step_callback(has_validation),
@@ -267,6 +324,7 @@ def build_hf_trainer(
         ],
     )
     trainer.remove_callback(PrinterCallback)  # HF prints every log dict when tqdm is off
+    trainer.eval_data_collator = make_collator(tokenizer, base, seq2seq)  # never packed
     return trainer
 
 
@@ -277,6 +335,18 @@ def hf_trainer_class() -> Any:
     from instructkit.train.validation import PooledEvalMixin
 
     class QuietResumeTrainer(PooledEvalMixin, HFTrainerLoop):  # type: ignore[misc]
+        eval_data_collator: Any = None  # validation rows are padded, never packed
+
+        def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+            if self.eval_data_collator is None:
+                return super().get_eval_dataloader(eval_dataset)
+            train_collator = self.data_collator
+            self.data_collator = self.eval_data_collator
+            try:
+                return super().get_eval_dataloader(eval_dataset)
+            finally:
+                self.data_collator = train_collator
+
         def _issue_warnings_after_load(self, load_result: Any) -> None:
             # A checkpoint stores a tied weight once (T5's embeddings and lm_head), so the
             # other names come back "missing" though loading the one filled them all.
@@ -582,11 +652,28 @@ def build_result(
         eval_loss=eval_losses[-1] if eval_losses else None,
         steps=int(trainer.state.global_step),
         train_rows=len(train.features),
+        extra={TOKENIZATION_FIELD: tokenization_record(train, validation)},
         truncated_prompts=train.truncated_prompts,
         truncated_completions=train.truncated_completions,
         dropped_rows=train.dropped,
         notes=length_notes(train, validation, options),
     )
+
+
+def tokenization_record(train: EncodedSplit, validation: Any) -> dict[str, Any]:
+    """The train split's cache key, hit and packing; then the validation sets' rows by metric
+    name. ``validation``: a ``ValidationSets`` (per task, encoded in memory), an
+    ``EncodedSplit`` or None."""
+    record = train.record()
+    sets = getattr(validation, "sets", None)
+    if sets is None:
+        sets = {} if validation is None else {"validation": validation}
+    if sets:
+        record["validation"] = {
+            "cached": all(bool(encoded.cache.get("key")) for encoded in sets.values()),
+            "rows": {name: encoded.rows for name, encoded in sets.items()},
+        }
+    return record
 
 
 def length_notes(

@@ -1,8 +1,9 @@
 """What ``instructkit-train.json`` records beyond the options: environment, scale, base model.
 
 - library versions (read from package metadata, nothing imported), the command line;
-- for HF backends: world size, effective batch size, device, precision and dtype, and the
-  tokenization cache key (``tokenization_cache_key``: null until the tokenization cache sets it);
+- for HF backends: world size, effective batch size, device, precision and dtype; the
+  ``tokenization`` entry (train/hf.py: the train split's cache key, hit, seconds, packing) sits
+  beside them;
 - ``base_model_ref``: how an adapter finds its base model on another machine: a hub id as given,
   or a local path relative to the run directory plus the absolute path as a hint.
   ``artifacts.train_output.resolve_base_model`` (used by ``modeling.adapter_base_model``)
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "datasets", "tokenizers")
-#: key the tokenization cache fills in (None when the run did not use one).
-CACHE_KEY_FIELD = "tokenization_cache_key"
+#: the run record's one tokenization entry: {"key", "hit", "seconds", ["packing"], ["validation"]}
+TOKENIZATION_FIELD = "tokenization"
 
 
 def library_versions() -> dict[str, str | None]:
@@ -58,7 +59,6 @@ def hf_run_facts(trainer: Any, model: Any) -> dict[str, Any]:
         "precision": precision,
         "dtype": model_dtype(model),
         "distributed": str(args.parallel_mode).rsplit(".", 1)[-1].lower(),
-        CACHE_KEY_FIELD: None,
     }
 
 

@@ -20,7 +20,7 @@ from instructkit.train import model_loading
 from instructkit.train.base import build_options, get_trainer
 from instructkit.train.hf_options import hf_fields, passthrough_names, split_options
 from instructkit.train.launch import CONFIG_NAMES, config_path, launch_command, shipped_configs
-from instructkit.train.record import CACHE_KEY_FIELD, base_model_ref
+from instructkit.train.record import TOKENIZATION_FIELD, base_model_ref
 from instructkit.train.run import plot_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -277,7 +277,8 @@ def test_run_record(trained, models):
     assert (metadata["world_size"], metadata["effective_batch_size"]) == (1, 4)
     assert metadata["device"] == "cpu" and metadata["precision"] == "fp32"
     assert metadata["dtype"] == "float32"
-    assert CACHE_KEY_FIELD in metadata and metadata[CACHE_KEY_FIELD] is None
+    record = metadata[TOKENIZATION_FIELD]
+    assert set(record) >= {"key", "hit", "seconds"} and isinstance(record["key"], str)
     assert metadata["options"]["training_arguments"] == {"optim": "adafactor", "max_grad_norm": 0.5}
     assert metadata["base_model_ref"] == {
         "relative_path": "../../models/gpt2",
