@@ -68,6 +68,8 @@ REQUIRED_COLUMNS = ("prompt", "completion")
 def schema_for(form: str) -> pa.Schema:
     """The row schema of a form: ``text`` (strings) or ``conversational`` (message lists)."""
     return CONVERSATIONAL_SCHEMA if form == "conversational" else SCHEMA
+
+
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
 
 

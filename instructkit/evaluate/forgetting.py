@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class ModelEntry:
     adapter: str | None = None
     base: str = ""
     tuned_on: list[str] = field(default_factory=list)
+    chat_template: str | None = None  # the template id it was prompted through, None: plain
 
 
 @dataclass
@@ -165,6 +166,8 @@ def compare_models(
         check_model_name(name)
     # read the data once up front: a missing split fails before any model is loaded
     load_eval_rows(datasets, split, max_rows, sample_seed)
+    generation = generation or GenerationOptions()
+    modes = shared_encoding(models, generation.chat_template)
     with atomic_output_dir(out, overwrite=overwrite) as tmp:
         results = {
             name: evaluate_model(
@@ -172,7 +175,7 @@ def compare_models(
                 datasets,
                 split,
                 tmp / name,
-                generation=generation,
+                generation=replace(generation, chat_template=modes[name]),
                 scoring=scoring,
                 max_rows=max_rows,
                 sample_seed=sample_seed,
@@ -186,6 +189,30 @@ def compare_models(
     return report
 
 
+def shared_encoding(models: Mapping[str, str], mode: str) -> dict[str, str]:
+    """Each model's ``chat_template`` mode, so that every model is prompted the same way.
+
+    With ``auto``, a model trained by instructkit is prompted as its record says; a model
+    without a record (the base model) gets the encoding the recorded models share, so a tuned
+    model's chat-template prompts are not compared with plain prompts to its base. Records that
+    disagree are an error: the user picks one encoding with --chat-template on or off.
+    """
+    if mode != "auto":
+        return dict.fromkeys(models, mode)
+    from instructkit.modeling import trained_encoding
+
+    recorded = {name: trained_encoding(path).get("chat_template") for name, path in models.items()}
+    known = {name: bool(value) for name, value in recorded.items() if value is not None}
+    if len(set(known.values())) > 1:
+        listing = ", ".join(f"{name}: {'on' if on else 'off'}" for name, on in known.items())
+        raise OptionsError(
+            f"The compared models were trained with and without the chat template ({listing}): "
+            f"pass --chat-template on or off to prompt them all one way."
+        )
+    shared = "auto" if not known else ("on" if next(iter(known.values())) else "off")
+    return {name: "auto" if name in known else shared for name in models}
+
+
 def build_report(split: str, results: Mapping[str, EvaluationResult]) -> ForgettingReport:
     """A report from each model's evaluation of the same rows."""
     entries = [
@@ -195,6 +222,7 @@ def build_report(split: str, results: Mapping[str, EvaluationResult]) -> Forgett
             result.model["adapter"],
             result.model["base"],
             list(result.model["tuned_on"]),
+            result.model.get("chat_template_id"),
         )
         for name, result in results.items()
     ]

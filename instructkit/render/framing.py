@@ -77,7 +77,8 @@ class Framing:
 
     def _text(self, prompt: pa.Array, pool: DemoPool, demos: list[list[int]] | None) -> pa.Array:
         if demos is None and self.system is None:
-            joined = pc.binary_join_element_wise(prompt, text_scalar(self.separator), text_scalar(""))
+            separator = text_scalar(self.separator)
+            joined = pc.binary_join_element_wise(prompt, separator, text_scalar(""))
             return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
         framed = []
         for row, text in enumerate(prompt.to_pylist()):
@@ -110,9 +111,7 @@ class Framing:
             offsets.append(len(contents))
         framed_prompt = messages(text_array(contents), text_array(roles), offsets)
         n = len(completion)
-        framed_completion = messages(
-            completion, repeat_text("assistant", n), list(range(n + 1))
-        )
+        framed_completion = messages(completion, repeat_text("assistant", n), list(range(n + 1)))
         return framed_prompt, framed_completion
 
 
