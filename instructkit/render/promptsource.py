@@ -94,7 +94,14 @@ def _write_pack(data: dict[str, Any], out: Path, task: str, source: str | None) 
                 f"fix or remove it."
             )
         (out / f"{template_id}.jinja").write_text(body, encoding="utf-8")
-    pack = {"task": task, "source": source, "metrics": ["rouge"], "templates": entries}
+    # T0 and lm-evaluation-harness join a promptsource input and its target with a space
+    pack = {
+        "task": task,
+        "source": source,
+        "metrics": ["rouge"],
+        "separator": " ",
+        "templates": entries,
+    }
     (out / "pack.yaml").write_text(
         yaml.safe_dump(pack, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
