@@ -433,7 +433,7 @@ def test_lora_on_rendered_dialogsum_evaluates_as_served(
     assert metrics["model"]["chat_template_id"] is not None
 
     tokenizer = AutoTokenizer.from_pretrained(str(out))
-    model = AutoModelForCausalLM.from_pretrained(str(smollm2_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(out)).eval()
     test = {row["example_id"]: row for row in open_split(rendered, "test").to_pylist()}
     served = []
