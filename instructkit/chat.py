@@ -14,7 +14,7 @@ from typing import Any
 
 from instructkit.errors import DatasetDirError
 
-STRING = "string"
+STRING = "text"  # the form `instructkit render --form text` writes
 CONVERSATIONAL = "conversational"
 
 

@@ -392,3 +392,97 @@ def test_evaluate_predicts_what_apply_chat_template_and_generate_give(smollm2_di
         new = output[0, inputs["input_ids"].shape[1] :]
         served.append(tokenizer.decode(new, skip_special_tokens=True).strip())
     assert ours == served
+
+
+# ---------------------------------------------------------------- rows rendered by instructkit
+
+
+def rendered_rows(tmp_path, form: str, **options) -> pa.Table:
+    """DialogSum-shaped rows rendered by `instructkit render` (our own tiny text)."""
+    from instructkit.artifacts.dataset import open_split
+    from instructkit.render.run import render_dataset
+
+    data = tmp_path / f"train-{form}.jsonl"
+    turns = ["#Person1#: Lunch at noon?", "#Person2#: Sure, by the station.", "#Person1#: Great."]
+    rows = [
+        {"dialogue": "\n".join(turns[: 2 + i % 2]) + f" ({i})", "summary": f"They meet {i}.",
+         "topic": f"lunch {i}"}
+        for i in range(4)
+    ]  # fmt: skip
+    data.write_text("\n".join(json.dumps(row) for row in rows))
+    out = tmp_path / f"rendered-{form}"
+    render_dataset(str(data), out, templates="dialogsum", form=form, assignment="all", **options)
+    return open_split(out, "train")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["text", "conversational"])
+def test_rendered_rows_train_the_same_tokens_in_trl(smollm2_tokenizer, tmp_path, form):
+    """Our rendered rows, fed to TRL's own tokenization, give the ids and labels we train."""
+    from instructkit.train.base import TrainerOptions
+    from instructkit.train.hf import encode_split
+
+    options = {"system": "Be brief.", "few_shot": 1} if form == "conversational" else {}
+    table = rendered_rows(tmp_path, form, **options)
+    rows = list(zip(table["prompt"].to_pylist(), table["completion"].to_pylist(), strict=True))
+    expected = trl_prepare(smollm2_tokenizer, rows)
+    encoded = encode_split(smollm2_tokenizer, table, False, TrainerOptions(max_source_length=4096,
+                           max_target_length=4096))  # fmt: skip
+    assert [(f["input_ids"], f["labels"]) for f in encoded.features] == expected
+    if form == "text":
+        # and a plain tokenizer(prompt + completion) is the same text: the join is in the data
+        for (prompt, completion), (ids, _) in zip(rows, expected, strict=True):
+            assert prompt.endswith("\n")
+            plain = smollm2_tokenizer(prompt + completion)["input_ids"]
+            assert ids == [*plain, smollm2_tokenizer.eos_token_id]
+
+
+@pytest.mark.slow
+def test_lora_on_rendered_dialogsum_evaluates_as_served(
+    smollm2_dir, shared_data_dir, tmp_path, one_torch_thread
+):
+    """Done-when of issue 13: render real DialogSum conversational, LoRA-train a few steps; the
+    predictions of `instructkit evaluate` are those of apply_chat_template + generate."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from instructkit.artifacts.dataset import open_split
+    from instructkit.evaluate.generate import GenerationOptions
+    from instructkit.evaluate.run import evaluate_model
+    from instructkit.render.run import render_dataset
+    from instructkit.train.run import run_training
+
+    data = tmp_path / "dialogsum"
+    data.mkdir()
+    for name in ("train", "dev", "test"):
+        lines = (shared_data_dir / "dialogsum" / f"dialogsum.{name}.jsonl").read_text().split("\n")
+        (data / f"dialogsum.{name}.jsonl").write_text("\n".join(lines[:8]))
+    rendered = tmp_path / "chat"
+    render_dataset("dialogsum", rendered, data_dir=str(data), form="conversational",
+                   template_ids=["summarize_before"])  # fmt: skip
+    out = tmp_path / "lora"
+    options = {"max_steps": 2, "batch_size": 2, "learning_rate": 1e-3, "max_source_length": 160,
+               "max_target_length": 48, "eval_steps": 0, "max_eval_samples": 2}  # fmt: skip
+    run_training(rendered, "lora", str(smollm2_dir), out, options)
+    generation = GenerationOptions(max_new_tokens=16, batch_size=3, max_source_length=2048)
+    result = evaluate_model(str(out), [rendered], "test", tmp_path / "eval",
+                            generation=generation, max_rows=3)  # fmt: skip
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["model"]["chat_template_id"] is not None
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    model = AutoModelForCausalLM.from_pretrained(str(smollm2_dir), dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, str(out)).eval()
+    test = {row["example_id"]: row for row in open_split(rendered, "test").to_pylist()}
+    served = []
+    for row in result.rows:
+        inputs = tokenizer.apply_chat_template(
+            test[row["example_id"]]["prompt"], add_generation_prompt=True,
+            return_tensors="pt", return_dict=True,
+        )  # fmt: skip
+        with torch.inference_mode():
+            output = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+        new = output[0, inputs["input_ids"].shape[1] :]
+        served.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+    assert [row["prediction"] for row in result.rows] == served

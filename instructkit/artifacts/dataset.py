@@ -53,7 +53,23 @@ SCHEMA = pa.schema(
         pa.field("source_index", pa.int64()),
     ]
 )
+# The conversational form (TRL's conversational prompt-completion): prompt and completion are
+# lists of {role, content} messages. Fields sorted by name, as the datasets features JSON
+# (written with sorted keys) lists them, so load_from_disk reads the same struct back.
+MESSAGES = pa.list_(pa.struct([pa.field("content", pa.string()), pa.field("role", pa.string())]))
+CONVERSATIONAL_SCHEMA = SCHEMA.set(0, pa.field("prompt", MESSAGES)).set(
+    1, pa.field("completion", MESSAGES)
+)
+# The two row forms a dataset directory holds (the manifest's "form"): see instructkit/chat.py.
+FORMS = ("text", "conversational")
 REQUIRED_COLUMNS = ("prompt", "completion")
+
+
+def schema_for(form: str) -> pa.Schema:
+    """The row schema of a form: ``text`` (strings) or ``conversational`` (message lists)."""
+    return CONVERSATIONAL_SCHEMA if form == "conversational" else SCHEMA
+
+
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
 
 

@@ -33,7 +33,7 @@ def format_inspection(info: dict[str, Any]) -> str:
     """The summary as text: a header, rows per split x task, and for a mixture its quotas."""
     lines = [f"{info['path']}: {info['kind']}"]
     manifest = info["manifest"]
-    for key in ("task", "instructkit_version", "seed", "epoch", "total"):
+    for key in ("task", "form", "instructkit_version", "seed", "epoch", "total"):
         if key in manifest and manifest[key] is not None:
             lines.append(f"  {key}: {manifest[key]}")
     task_names = sorted({t for per in info["tasks"].values() for t in per})

@@ -110,6 +110,31 @@ def with_source_options(command):
     show_default=True,
     help="Rows with an empty or missing field: skip+count or fail.",
 )
+@click.option(
+    "--form",
+    type=click.Choice(["text", "conversational"]),
+    help="Row form: text (prompt/completion strings) or conversational (TRL's message lists); "
+    "default: the pack's 'form', else text.",
+)
+@click.option(
+    "--system",
+    metavar="TEXT",
+    help="System prompt (default: the pack's 'system'); '' for none.",
+)
+@click.option(
+    "--separator",
+    metavar="TEXT",
+    help="Text form: what ends each prompt, joining it to the completion (default: the "
+    "pack's 'separator', else a newline); '' for none.",
+)
+@click.option(
+    "--few-shot",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    metavar="K",
+    help="K demonstrations from the train split before each prompt (earlier turns).",
+)
 @click.option("--tokenizer", metavar="NAME_OR_PATH", help="Count tokens; enables budgets.")
 @click.option("--max-prompt-tokens", type=click.IntRange(1), help="Trim the dialogue to fit.")
 @click.option("--max-completion-tokens", type=click.IntRange(1), help="Count longer targets.")
@@ -146,6 +171,8 @@ def render_command(source: str, out: str, quiet: bool, profile: bool, **options)
         instructkit render dialogsum_topic --data-dir data/dialogsum --out build/topic
         instructkit render samsum --data-dir data/samsum --out build/samsum --assignment all
         instructkit render my.jsonl --templates samsum --split-ratios 0.8,0.1,0.1 --out build/x
+        instructkit render dialogsum --data-dir data/dialogsum --out build/chat \\
+            --form conversational --system "You summarize dialogues." --few-shot 2
     """
     from instructkit import profiling
 

@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class ModelEntry:
     adapter: str | None = None
     base: str = ""
     tuned_on: list[str] = field(default_factory=list)
+    chat_template: str | None = None  # the template id it was prompted through, None: plain
 
 
 @dataclass
@@ -238,6 +239,8 @@ def compare_models(
     check_output_path(Path(out), overwrite, "compare", inputs)
     # read the data once up front: a missing split fails before any model is loaded
     load_eval_rows(datasets, split, max_rows, sample_seed)
+    generation = generation or GenerationOptions()
+    modes = shared_encoding(models, generation.chat_template)
     with atomic_output_dir(out, overwrite, "compare") as tmp:
         results = {
             name: evaluate_model(
@@ -245,7 +248,7 @@ def compare_models(
                 datasets,
                 split,
                 tmp / name,
-                generation=generation,
+                generation=replace(generation, chat_template=modes[name]),
                 scoring=scoring,
                 max_rows=max_rows,
                 sample_seed=sample_seed,
@@ -256,8 +259,9 @@ def compare_models(
             for name, path in models.items()
         }
         removed = adapter_removed_results(
-            results, tmp, datasets, split, generation, scoring, max_rows, sample_seed, quiet, cache
-        )
+            results, tmp, datasets, split, generation, scoring, max_rows, sample_seed, quiet, cache,
+            modes,
+        )  # fmt: skip
         report = build_report(split, results, scoring, removed)
         report.warnings = {name: r.warning for name, r in results.items() if r.warning}
         if harness is not None:
@@ -278,8 +282,12 @@ def adapter_removed_results(
     sample_seed: int | None,
     quiet: bool,
     cache: PredictionCache | None,
+    modes: Mapping[str, str] | None = None,
 ) -> dict[str, EvaluationResult]:
-    """Each adapter's base model scored on the same rows (the baseline's result if it is that)."""
+    """Each adapter's base model scored on the same rows (the baseline's result if it is that).
+
+    ``modes`` gives each model's chat-template mode: the base is prompted as its adapter was.
+    """
     baseline = next(iter(results.values()))
     removed = {}
     for name, result in results.items():
@@ -289,6 +297,8 @@ def adapter_removed_results(
         if not baseline.model.get("adapter") and _same_path(base, baseline.model["model"]):
             removed[name] = baseline
             continue
+        if generation is not None and modes is not None:
+            generation = replace(generation, chat_template=modes[name])
         removed[name] = evaluate_model(
             base, datasets, split, tmp / name / "adapter-removed", generation=generation,
             scoring=scoring, max_rows=max_rows, sample_seed=sample_seed, quiet=quiet, cache=cache,
@@ -349,6 +359,30 @@ def _same_path(a: str, b: str) -> bool:
     )
 
 
+def shared_encoding(models: Mapping[str, str], mode: str) -> dict[str, str]:
+    """Each model's ``chat_template`` mode, so that every model is prompted the same way.
+
+    With ``auto``, a model trained by instructkit is prompted as its record says; a model
+    without a record (the base model) gets the encoding the recorded models share, so a tuned
+    model's chat-template prompts are not compared with plain prompts to its base. Records that
+    disagree are an error: the user picks one encoding with --chat-template on or off.
+    """
+    if mode != "auto":
+        return dict.fromkeys(models, mode)
+    from instructkit.modeling import trained_encoding
+
+    recorded = {name: trained_encoding(path).get("chat_template") for name, path in models.items()}
+    known = {name: bool(value) for name, value in recorded.items() if value is not None}
+    if len(set(known.values())) > 1:
+        listing = ", ".join(f"{name}: {'on' if on else 'off'}" for name, on in known.items())
+        raise OptionsError(
+            f"The compared models were trained with and without the chat template ({listing}): "
+            f"pass --chat-template on or off to prompt them all one way."
+        )
+    shared = "auto" if not known else ("on" if next(iter(known.values())) else "off")
+    return {name: "auto" if name in known else shared for name in models}
+
+
 def build_report(
     split: str,
     results: Mapping[str, EvaluationResult],
@@ -368,6 +402,7 @@ def build_report(
             result.model["adapter"],
             result.model["base"],
             list(result.model["tuned_on"]),
+            result.model.get("chat_template_id"),
         )
         for name, result in results.items()
     ]

@@ -471,6 +471,11 @@ def load_model(model: str, adapter: str | None = None, quiet: bool = False) -> A
             loaded = load_for_inference(model, adapter)
     if torch.cuda.is_available():
         loaded.model.to("cuda")
+    else:
+        # float32 on CPU, as train uses there: a bf16 checkpoint (SmolLM2) generates differently
+        # once prompts are left-padded into a batch, so greedy predictions would depend on the
+        # batch; in float32 they are those of apply_chat_template + generate, row by row
+        loaded.model.float()
     return loaded
 
 

@@ -20,8 +20,22 @@ _BATCH_ROWS = 50_000
 
 
 def row_text(table: pa.Table) -> pa.ChunkedArray:
-    """Prompt and completion joined by a newline: the text a row trains on."""
-    return pc.binary_join_element_wise(table["prompt"], table["completion"], "\n")
+    """Prompt and completion joined by a newline: the text a row trains on (a conversational
+    row's messages are their contents joined by newlines)."""
+    return pc.binary_join_element_wise(
+        _as_text(table["prompt"]), _as_text(table["completion"]), "\n"
+    )
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        return column
+    chunks = []
+    for chunk in column.chunks:
+        contents = pc.struct_field(chunk.values, "content")
+        lists = type(chunk).from_arrays(chunk.offsets, contents)
+        chunks.append(pc.binary_join(lists, "\n"))
+    return pa.chunked_array(chunks, pa.string())
 
 
 # ---------------------------------------------------------------- exact duplicates

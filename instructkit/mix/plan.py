@@ -25,6 +25,7 @@ class TaskInput:
     fingerprint: str
     train: pa.Table
     evaluation: dict[str, pa.Table]
+    form: str = "text"  # text or conversational (instructkit/chat.py)
 
     @property
     def metrics(self) -> list[str]:

@@ -28,6 +28,7 @@ from instructkit import profiling
 from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.manifest import Manifest, load_manifest, manifest_fingerprint
+from instructkit.chat import table_form
 from instructkit.errors import MixError
 from instructkit.memory import use_fast_pool
 from instructkit.mix.hygiene import (
@@ -114,6 +115,7 @@ def load_token_counter(name: str) -> TokenCounter:
 def read_inputs(spec: MixSpec) -> list[TaskInput]:
     """Open every task's dataset directory and check it can be mixed."""
     inputs = [_read_input(task) for task in spec.tasks]
+    check_one_form(inputs)
     names = [i.name for i in inputs]
     for name in names:
         if names.count(name) > 1:
@@ -134,6 +136,10 @@ def _read_input(task: TaskSpec) -> TaskInput:
     train = artifact.open_split(task.path, "train")
     artifact.require_columns(train, artifact.SCHEMA.names, f"'{task.path}' train split")
     evaluation = {s: artifact.open_split(task.path, s) for s in EVAL_SPLITS if s in splits}
+    form = table_form(train, f"'{task.path}' train split")
+    for split, table in evaluation.items():
+        if table_form(table, f"'{task.path}' {split} split") != form:
+            raise MixError(f"'{task.path}' has {form} train rows but not in its {split} split.")
     return TaskInput(
         spec=task,
         name=task.name or _task_name(task.path, manifest, train),
@@ -141,7 +147,20 @@ def _read_input(task: TaskSpec) -> TaskInput:
         fingerprint=manifest_fingerprint(task.path),
         train=train,
         evaluation=evaluation,
+        form=form,
     )
+
+
+def check_one_form(inputs: list[TaskInput]) -> None:
+    """A mixture holds one row form: text and conversational rows cannot share a column."""
+    forms = {i.form for i in inputs}
+    if len(forms) > 1:
+        text = next(i for i in inputs if i.form != "conversational")
+        chat = next(i for i in inputs if i.form == "conversational")
+        raise MixError(
+            f"Cannot mix row forms: '{chat.spec.path}' is conversational, '{text.spec.path}' is "
+            f"text; render every input with the same --form."
+        )
 
 
 def _task_name(path: str, manifest: Manifest, train: pa.Table) -> str:

@@ -86,6 +86,7 @@ def write_mixture(
 ) -> None:
     """Write the dataset directory atomically and fill in ``result``'s written fields."""
     names = [i.name for i in inputs]
+    schema = artifact.schema_for(inputs[0].form if inputs else "text")
     with artifact.atomic_output_dir(out, overwrite, "mix") as tmp:
         with profiling.phase("train split (schedule, gather, write)"):
             split_infos = {"train": _write_train(tmp, inputs, draws, result, num_shards, quiet)}
@@ -98,7 +99,7 @@ def write_mixture(
                     if split in i.evaluation
                 ]
                 if tables:
-                    split_infos[split] = artifact.write_split(tmp, split, tables)
+                    split_infos[split] = artifact.write_split(tmp, split, tables, schema)
         with profiling.phase("manifest"):
             artifact.write_dataset_dict(tmp, split_infos)
             result.splits = {name: info.num_rows for name, info in split_infos.items()}
@@ -119,8 +120,9 @@ def _write_train(
     quiet: bool,
 ) -> artifact.SplitInfo:
     total = sum(d.quota for d in draws)
+    schema = artifact.schema_for(inputs[0].form if inputs else "text")
     writer = artifact.SplitWriter(
-        tmp, "train", rows_per_shard=artifact.rows_per_shard(total, num_shards)
+        tmp, "train", schema, rows_per_shard=artifact.rows_per_shard(total, num_shards)
     )
     checker = PrefixChecker([d.quota for d in draws])
     with progress_bar(total, "mix train", quiet) as bar:
@@ -216,6 +218,7 @@ def build_manifest(
     return {
         "kind": "mix",
         "instructkit_version": __version__,
+        "form": inputs[0].form if inputs else "text",
         "command": dict(command) if command is not None else None,
         "seed": result.spec.seed,
         "epoch": result.epoch,

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from instructkit import profiling
-from instructkit.artifacts.dataset import SCHEMA
+from instructkit.artifacts.dataset import schema_for
 from instructkit.errors import RenderError
 from instructkit.render.budget import TokenBudget
 from instructkit.render.fast import (
@@ -32,6 +32,7 @@ from instructkit.render.fast import (
     render_completions,
     repeat_text,
 )
+from instructkit.render.framing import Framing
 from instructkit.render.templates import CompiledTemplate
 
 
@@ -69,10 +70,15 @@ class BatchRenderer:
     trim_field: str | None = None
     budget: TokenBudget | None = None
     fail_on_empty: bool = False  # an empty prompt stops the run instead of being counted
+    framing: Framing | None = None  # None: the rendered strings as they are (no separator)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return schema_for(self.framing.form if self.framing is not None else "text")
 
     def __call__(self, job: BatchJob) -> BatchResult:
-        # Not SCHEMA.empty_table(): that imports pandas (see fastrender's Arrow helpers).
-        empty = pa.Table.from_batches([], schema=SCHEMA)
+        # Not schema.empty_table(): that imports pandas (see fastrender's Arrow helpers).
+        empty = pa.Table.from_batches([], schema=self.schema)
         result = BatchResult(table=empty, examples=job.table.num_rows)
         pieces, order = [], []
         for index, template in enumerate(self.templates):
@@ -110,6 +116,12 @@ class BatchRenderer:
         references = self._references(template, sub, completion, describe)
         n = len(rows)
         result.counts[template.template_id] += n
+        example_ids = job.example_ids if every_row else job.example_ids.take(index_array(rows))
+        if self.framing is not None:
+            # after the budget: it counts (and trims) the template's own prompt text
+            prompt, completion = self.framing.frame(
+                template.template_id, prompt, completion, example_ids
+            )
         return pa.table(
             {
                 "prompt": prompt,
@@ -117,13 +129,11 @@ class BatchRenderer:
                 "references": references,
                 "task": repeat_text(self.task, n),
                 "template_id": repeat_text(template.template_id, n),
-                "example_id": job.example_ids
-                if every_row
-                else job.example_ids.take(index_array(rows)),
+                "example_id": example_ids,
                 "source_split": repeat_text(job.source_split, n),
                 "source_index": index_array(job.source_index[rows]),
             },
-            schema=SCHEMA,
+            schema=self.schema,
         )
 
     def _count_empty(

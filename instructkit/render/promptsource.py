@@ -103,7 +103,14 @@ def _write_pack(data: dict[str, Any], out: Path, task: str, source: str | None) 
                 f"completion) and import again."
             )
         (out / f"{template_id}.jinja").write_text(body, encoding="utf-8")
-    pack = {"task": task, "source": source, "metrics": ["rouge"], "templates": entries}
+    # T0 and lm-evaluation-harness join a promptsource input and its target with a space
+    pack = {
+        "task": task,
+        "source": source,
+        "metrics": ["rouge"],
+        "separator": " ",
+        "templates": entries,
+    }
     (out / "pack.yaml").write_text(
         f"{IMPORTED_PACK_MARK} from a promptsource file.\n"
         + yaml.safe_dump(pack, sort_keys=False, allow_unicode=True),

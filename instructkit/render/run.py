@@ -29,6 +29,7 @@ from instructkit.artifacts.dataset import (
     atomic_output_dir,
     check_output_path,
     rows_per_shard,
+    schema_for,
     write_dataset_dict,
 )
 from instructkit.artifacts.manifest import write_manifest
@@ -57,6 +58,7 @@ from instructkit.render.batch import (
 from instructkit.render.budget import TokenBudget, length_stats
 from instructkit.render.fast import index_array, text_array
 from instructkit.render.formats import compile_pack
+from instructkit.render.framing import DEMO_POOL_SIZE, FORMS, DemoPool, Framing
 from instructkit.render.sources import (
     RawDataset,
     RawSplit,
@@ -92,6 +94,11 @@ class RenderOptions:
     max_completion_tokens: int | None = None
     num_shards: int | None = None
     max_shard_size: int | None = None
+    # The row form and its framing (None: the pack's `form`, `system`, `separator`).
+    form: str | None = None
+    system: str | None = None
+    separator: str | None = None
+    few_shot: int = 0
     # How to run: never changes a byte of the output, so not recorded.
     num_proc: int = 1
     batch_size: int = 4096
@@ -110,6 +117,10 @@ class RenderOptions:
         check_num_proc(self.num_proc)
         if self.split_ratios is not None:
             check_ratios(list(self.split_ratios))
+        if self.form is not None and self.form not in FORMS:
+            raise OptionsError(f"--form must be one of {', '.join(FORMS)}, got '{self.form}'.")
+        if self.few_shot < 0:
+            raise OptionsError("--few-shot must be 0 or more.")
 
     def recorded(self) -> dict[str, Any]:
         """The options that shape the output, for the manifest."""
@@ -201,16 +212,17 @@ def render_dataset(
         compiled = select_templates(compile_pack(pack), opts.template_ids, pack)
     plans = plan_splits(raw, pack, compiled, opts)
     budget = load_budget(opts)
+    framing = make_framing(raw, pack, compiled, plans, opts)
     total = sum(p.kept_rows for p in plans)
     with (
         atomic_output_dir(out, opts.overwrite, "render") as tmp,
         progress_bar(total, f"render {pack.task}", opts.quiet, unit="examples") as bar,
     ):
-        reports = [write_split_rows(tmp, plan, pack, budget, opts, bar) for plan in plans]
+        reports = [write_split_rows(tmp, plan, pack, budget, opts, bar, framing) for plan in plans]
         profiling.memory_snapshot("memory after the splits")
         with profiling.phase("manifest"):
             write_dataset_dict(tmp, [r.name for r in reports])
-            manifest = build_manifest(source, raw, pack, compiled, reports, opts)
+            manifest = build_manifest(source, raw, pack, compiled, reports, opts, framing)
             write_manifest(tmp, manifest)
         finishing = time.perf_counter()
     profiling.add("finish (rename output)", time.perf_counter() - finishing)
@@ -429,17 +441,91 @@ def _kept_ids(members: list) -> pa.Array:
     return pa.concat_arrays(parts) if parts else text_array([])
 
 
+# ---------------------------------------------------------------- framing
+
+
+def make_framing(
+    raw: RawDataset,
+    pack: Pack,
+    compiled: list[CompiledTemplate],
+    plans: list[SplitPlan],
+    opts: RenderOptions,
+) -> Framing:
+    """The run's form, separator and system prompt (options over the pack), and demo pools."""
+    framing = Framing(
+        form=opts.form or pack.form,
+        separator=pack.separator if opts.separator is None else opts.separator,
+        system=(opts.system if opts.system is not None else pack.system) or None,
+        few_shot=opts.few_shot,
+        seed=opts.seed,
+    )
+    if opts.few_shot:
+        framing.pools = demo_pools(raw, pack, compiled, plans, opts)
+    return framing
+
+
+def demo_pools(
+    raw: RawDataset,
+    pack: Pack,
+    compiled: list[CompiledTemplate],
+    plans: list[SplitPlan],
+    opts: RenderOptions,
+) -> dict[str, DemoPool]:
+    """Each template's demonstration candidates: a seeded sample of train examples, rendered.
+
+    They come from the rows the train split holds (after --split-ratios), or from the source's
+    train split when only evaluation splits are rendered; never from validation or test.
+    """
+    train = next((p for p in plans if p.name == "train"), None)
+    if train is None and "train" in raw.splits and opts.split_ratios is None:
+        keep, ids, skipped = scan_split(raw.splits["train"], compiled, opts)
+        train = SplitPlan("train", compiled, [(raw.splits["train"], keep, ids)], None, {}, skipped)
+    if train is None or train.kept_rows == 0:
+        raise OptionsError(
+            f"--few-shot draws demonstrations from a train split and '{raw.source}' has none."
+        )
+    rng = np.random.default_rng(opts.seed)
+    order = rng.permutation(train.kept_rows)[:DEMO_POOL_SIZE]
+    chosen = np.zeros(train.kept_rows, dtype=bool)
+    chosen[order] = True
+    members, start = [], 0
+    for split, mask, ids in train.members:
+        kept = np.flatnonzero(mask)
+        sample = np.zeros_like(mask)
+        sample[kept[chosen[start : start + len(kept)]]] = True
+        members.append((split, sample, ids))
+        start += len(kept)
+    pool_plan = SplitPlan("train", compiled, members, None, {}, Counter())
+    renderer = BatchRenderer(pack.task, compiled, {})
+    pools = {t.template_id: DemoPool() for t in compiled}
+    for job in iter_jobs(pool_plan, compiled, opts):
+        table = renderer(job).table
+        for row in table.select(["template_id", "example_id", "prompt", "completion"]).to_pylist():
+            pool = pools[row["template_id"]]
+            pool.example_ids.append(row["example_id"])
+            pool.prompts.append(row["prompt"])
+            pool.completions.append(row["completion"])
+    return pools
+
+
 # ---------------------------------------------------------------- writing
 
 
 def write_split_rows(
-    tmp: Path, plan: SplitPlan, pack: Pack, budget: TokenBudget | None, opts: RenderOptions, bar
+    tmp: Path,
+    plan: SplitPlan,
+    pack: Pack,
+    budget: TokenBudget | None,
+    opts: RenderOptions,
+    bar,
+    framing: Framing | None = None,
 ) -> SplitReport:
     """Render one output split into its shards and report what was written."""
     per_example = len(plan.templates) if plan.assignment is None else 1
     writer = SplitWriter(
         tmp,
         plan.name,
+        schema=schema_for(framing.form if framing is not None else "text"),
         rows_per_shard=rows_per_shard(plan.kept_rows * per_example, opts.num_shards),
         max_shard_bytes=opts.max_shard_size or DEFAULT_MAX_SHARD_BYTES,
     )
@@ -450,6 +536,7 @@ def write_split_rows(
         pack.trim_field,
         budget,
         fail_on_empty=opts.on_empty == "fail",
+        framing=framing,
     )
     report = SplitReport(plan.name, [t.template_id for t in plan.templates], writer.info)
     report.skipped.update(plan.skipped)
@@ -545,12 +632,20 @@ def build_manifest(
     compiled: list[CompiledTemplate],
     reports: list[SplitReport],
     opts: RenderOptions,
+    framing: Framing | None = None,
 ) -> dict[str, Any]:
     """The manifest: how the data was made and what it holds (no timestamps: reruns match)."""
+    framing = framing or Framing()
     return {
         "kind": "render",
         "instructkit_version": __version__,
         "task": pack.task,
+        "form": framing.form,
+        "framing": {
+            "separator": framing.separator if framing.form == "text" else None,
+            "system": framing.system,
+            "few_shot": framing.few_shot,
+        },
         "metrics": pack.metrics,
         "command": "render",
         "source": source,

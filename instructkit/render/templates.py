@@ -83,6 +83,11 @@ class Pack:
     description: str = ""
     metrics: list[str] = field(default_factory=lambda: ["rouge"])
     trim_field: str | None = None
+    # How rows are framed (see render/framing.py): the join between prompt and completion in
+    # the text form, the default form, and a system prompt for the conversational form.
+    separator: str = "\n"
+    form: str = "text"
+    system: str | None = None
 
     def template(self, template_id: str) -> TemplateSpec:
         """The phrasing with this id, or a TemplateError listing the ids there are."""
@@ -149,7 +154,26 @@ def load_pack(name_or_path: str | Path, problems: list[str] | None = None) -> Pa
         description=str(meta_data.get("description", "")),
         metrics=list(meta_data.get("metrics") or ["rouge"]),
         trim_field=meta_data.get("trim_field"),
+        separator=_pack_text(path, meta_data, "separator", "\n"),
+        form=_pack_form(path, meta_data),
+        system=_pack_text(path, meta_data, "system", None) or None,
     )
+
+
+def _pack_text(path: Path, meta_data: dict[str, Any], key: str, default: str | None) -> Any:
+    value = meta_data.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise TemplateError(f"{path / PACK_FILE}: '{key}' must be a string, got {value!r}.")
+    return value
+
+
+def _pack_form(path: Path, meta_data: dict[str, Any]) -> str:
+    form = meta_data.get("form", "text")
+    if form not in ("text", "conversational"):
+        raise TemplateError(
+            f"{path / PACK_FILE}: 'form' must be text or conversational, got {form!r}."
+        )
+    return str(form)
 
 
 def read_pack_file(path: Path) -> dict[str, Any]:

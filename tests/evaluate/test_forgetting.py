@@ -256,3 +256,32 @@ def test_loss_probe_in_the_report(report_run):
     markdown = (report_run["out"] / "report.md").read_text()
     assert "Loss probe" in markdown and "| plain text | 25 |" in markdown
     assert "plain text loss" in data["verdicts"][0]
+
+
+def _trained(path, chat_template):
+    path.mkdir()
+    record = {"encoding": {"chat_template": chat_template}}
+    (path / "instructkit-train.json").write_text(json.dumps(record))
+    return str(path)
+
+
+def test_base_is_prompted_the_way_the_tuned_models_were(tmp_path):
+    """A base model has no training record: it gets the tuned models' encoding, not plain."""
+    base = str(tmp_path / "base")  # no record
+    on = _trained(tmp_path / "on", True)
+    on2 = _trained(tmp_path / "on2", True)
+    off = _trained(tmp_path / "off", False)
+    shared = forgetting.shared_encoding
+    assert shared({"base": base, "a": on, "b": on2}, "auto") == {
+        "base": "on", "a": "auto", "b": "auto"
+    }  # fmt: skip
+    assert shared({"base": base, "a": off}, "auto") == {"base": "off", "a": "auto"}
+    assert shared({"base": base, "other": base}, "auto") == {"base": "auto", "other": "auto"}
+    assert shared({"base": base, "a": on}, "off") == {"base": "off", "a": "off"}
+    with pytest.raises(forgetting.OptionsError, match="a: on, b: off.*--chat-template on or off"):
+        shared({"base": base, "a": on, "b": off}, "auto")
+
+
+def test_report_records_each_models_prompt_encoding(report_run):
+    data = json.loads((report_run["out"] / "report.json").read_text())
+    assert all("chat_template" in model for model in data["models"])

@@ -98,4 +98,5 @@ def test_render_an_imported_pack(pack, tmp_path, runner):
 
     rows = artifact.open_split(out, "train").to_pylist()
     assert [r["completion"] for r in rows] == ["Greeting.", "yes"]
-    assert rows[0]["prompt"] == "Summarize this chat:\nA: hi ||| there"
+    # an imported pack joins prompt and target with a space, as T0 and lm-eval do
+    assert rows[0]["prompt"] == "Summarize this chat:\nA: hi ||| there "

@@ -330,7 +330,8 @@ def test_real_samsum_slice_keeps_text_unchanged(shared_data_dir, tmp_path):
     rows = artifact.open_split(tmp_path / "o", "train").to_pylist()
     by_id = {r["id"]: r for r in source}
     for row in rows:
-        assert row["prompt"] == by_id[row["example_id"]]["dialogue"] + "\n\nTL;DR:"
+        # the pack's separator (a newline) ends the prompt: prompt + completion is the text
+        assert row["prompt"] == by_id[row["example_id"]]["dialogue"] + "\n\nTL;DR:\n"
     assert any("\r\n" in r["prompt"] for r in rows)
 
 
