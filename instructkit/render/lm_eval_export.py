@@ -195,8 +195,10 @@ def export_pack(
             "dataset_kwargs": {"data_files": {split: str(data_path)}},
             "test_split": split,
             "output_type": "generate_until",
-            "doc_to_text": prompt,
+            # the join lives in the data: render ends every text prompt with the separator
+            "doc_to_text": prompt + _jinja_literal(pack.separator),
             "doc_to_target": completion,
+            "target_delimiter": "",
             "generation_kwargs": {"until": ["\n\n"], "do_sample": False,
                                   "max_gen_toks": max_gen_toks},
             "metric_list": [
@@ -293,3 +295,10 @@ def _check_same_rendering(
                 f"its whitespace control needs a manual export ({got[0][:60]!r} vs "
                 f"{expected[0][:60]!r})."
             )
+
+
+def _jinja_literal(text: str) -> str:
+    """``text`` as Jinja source that renders to itself."""
+    if any(mark in text for mark in ("{", "}", "%", "#")):
+        return "{% raw %}" + text + "{% endraw %}"
+    return text
