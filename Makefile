@@ -8,7 +8,7 @@ STAMP := $(VENV)/.instructkit-installed
 OLDEST := $(VENV)/datasets-oldest
 OLDEST_STAMP := $(OLDEST)/.installed
 
-.PHONY: demo test lint typecheck unit compat bench clean
+.PHONY: demo demo-real test lint typecheck unit compat bench clean
 
 $(STAMP): pyproject.toml plugins/instructkit-peft-extras/pyproject.toml scripts/bootstrap.sh scripts/torch_plan.py
 	bash scripts/bootstrap.sh $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml plugins/instructkit-peft-extras/pyproject.toml scripts/
 
 demo: $(STAMP)
 	$(BIN)/instructkit demo --out demo-output --overwrite
+
+# the same story on a real instruct model (SmolLM2-135M-Instruct from the package index)
+demo-real: $(STAMP)
+	$(BIN)/instructkit demo --model smollm2-135m-instruct --out demo-real --overwrite
 
 test: lint typecheck unit compat
 
@@ -43,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo-output build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output demo-real build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Built-in plugin: the ROUGE and exact-match metrics, registered like any plugin's."""
+"""Built-in plugin: the ROUGE, exact-match and contains metrics, registered like any plugin's."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from instructkit.hookspecs import hookimpl
 
 @hookimpl
 def register_metrics(register: Any) -> None:
-    """Register ``rouge`` and ``exact_match``."""
-    from instructkit.evaluate.metrics import ExactMatch, Rouge
+    """Register ``rouge``, ``exact_match`` and ``contains``."""
+    from instructkit.evaluate.metrics import ContainsAnswer, ExactMatch, Rouge
 
     register(Rouge())
     register(ExactMatch())
+    register(ContainsAnswer())

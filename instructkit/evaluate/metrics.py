@@ -1,4 +1,5 @@
-"""Metrics: the ``Metric`` base, the registry fed by ``register_metrics``, ROUGE, exact match.
+"""Metrics: the ``Metric`` base, the registry fed by ``register_metrics``; ROUGE, exact match,
+contains.
 
 A metric scores one prediction against one reference (``score_pair``, values 0-100). The rest is
 shared: several references per row are reduced with ``max`` (default), ``mean`` or ``first``; the
@@ -175,6 +176,27 @@ class ExactMatch(Metric):
             if normalize_answer(prediction) == normalize_answer(reference)
             else 0.0
         }
+
+
+class ContainsAnswer(Metric):
+    """100 when the reference occurs in the prediction as whole words (case-folded), else 0.
+
+    For short-answer questions asked of chat models, which answer "7 + 5 = 12." rather than
+    "12": exact match would score a right answer 0.
+    """
+
+    name = "contains"
+    keys = ("contains",)
+    primary = "contains"
+    description = "100 if the reference occurs in the prediction as whole words, ignoring case"
+
+    def score_pair(self, prediction: str, reference: str) -> dict[str, float]:
+        needle = normalize_answer(reference)
+        if not needle:
+            return {"contains": 0.0}
+        pattern = r"(?<!\w)" + re.escape(needle) + r"(?!\w)"
+        found = re.search(pattern, normalize_answer(prediction)) is not None
+        return {"contains": 100.0 if found else 0.0}
 
 
 # ---------------------------------------------------------------- registry

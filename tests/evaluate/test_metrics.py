@@ -137,7 +137,7 @@ def test_unknown_multi_ref_mode():
 
 def test_unknown_metric_lists_the_known_ones():
     with pytest.raises(
-        OptionsError, match="Unknown metric 'bleu': known metrics are exact_match, rouge"
+        OptionsError, match="Unknown metric 'bleu': known metrics are contains, exact_match, rouge"
     ):
         metrics.get_metric("bleu")
 

@@ -140,7 +140,7 @@ def test_out_under_a_file_is_one_line(runner, tmp_path, text_predictions, jsonl_
     [
         ("short", "'{preds}' has 3 predictions but the references have 2 rows"),
         ("empty", "Predictions file '{preds}' is empty"),
-        ("metric", "Unknown metric 'bleu': known metrics are exact_match, rouge"),
+        ("metric", "Unknown metric 'bleu': known metrics are contains, exact_match, rouge"),
         ("field", "Line 1 of '{refs}' has no summary9 field"),
         ("no-refs", "Prediction 1 of '{preds}' has no references: pass --references FILE."),
     ],
