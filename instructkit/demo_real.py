@@ -201,7 +201,9 @@ def run_real_demo(
             "recipe": asdict(recipe), "data_dir": str(data), "model": model,
             "model_dir": model_dir, "timings_s": timings,
         }  # fmt: skip
-        (tmp / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        (tmp / "demo.json").write_text(
+            json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        )
         _relocate_paths(report, tmp, Path(out))
     report.out = Path(out)
     report.timings = timings
