@@ -68,6 +68,15 @@ class DemoRecipe:
 Step = Callable[[str], None]
 
 
+def check_demo_data(data: Path) -> Path:
+    """``data`` if it holds DialogSum-layout files (both demos need them), else a one-line error."""
+    if not (data / "dialogsum.train.jsonl").is_file():
+        raise InstructkitError(
+            f"No DialogSum-layout data in '{data}' (dialogsum.train.jsonl): pass --data-dir."
+        )
+    return data
+
+
 def run_demo(
     out: str | os.PathLike[str],
     data_dir: str | os.PathLike[str] | None = None,
@@ -79,11 +88,7 @@ def run_demo(
 ) -> Any:
     """Run the whole experiment into ``out`` and return the forgetting report."""
     recipe = recipe or DemoRecipe()
-    data = Path(data_dir) if data_dir else SHIPPED_DATA
-    if not (data / "dialogsum.train.jsonl").is_file():
-        raise InstructkitError(
-            f"No DialogSum-layout data in '{data}' (dialogsum.train.jsonl): pass --data-dir."
-        )
+    data = check_demo_data(Path(data_dir) if data_dir else SHIPPED_DATA)
     with atomic_output_dir(out, overwrite, "demo", [data, model]) as tmp:
         report = _run_steps(tmp, data, model, recipe, quiet, echo, final=Path(out))
     report.out = Path(out)

@@ -187,14 +187,13 @@ def run_real_demo(
     from instructkit.pretrained import MODELS, get_model
 
     recipe = recipe or RealRecipe()
-    data = Path(data_dir)
-    if not (data / "dialogsum.train.jsonl").is_file():
-        raise InstructkitError(
-            f"No DialogSum-layout data in '{data}' (dialogsum.train.jsonl): pass --data-dir."
-        )
+    from instructkit.demo import check_demo_data
+
+    data = check_demo_data(Path(data_dir))
     started = time.perf_counter()
     model_dir = str(get_model(model)) if model in MODELS else model
-    with atomic_output_dir(out, overwrite) as tmp:
+    # the same --overwrite rule as the tiny demo: only a demo output, never an input
+    with atomic_output_dir(out, overwrite, "demo", [data, model_dir]) as tmp:
         report, timings = _run_steps(tmp, data, model_dir, recipe, quiet, echo)
         timings["total"] = round(time.perf_counter() - started, 1)
         record = {
