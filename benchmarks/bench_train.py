@@ -152,6 +152,7 @@ def run_instructkit(
         "logging_steps": str(max(args.steps, 1)),
         "save_steps": str(10**9),
         "precision": args.precision,
+        "dtype": args.dtype,
         "seed": "42",
     }
     if mode == "lora":
@@ -198,6 +199,7 @@ def run_trl(
         "learning_rate": args.learning_rate,
         "max_length": args.max_source_length + args.max_target_length,
         "precision": args.precision,
+        "dtype": args.dtype,
         "extra": extra,
     }
     probe = out.parent / f"{out.name}.probe.json"
@@ -225,7 +227,12 @@ def trl_child(config: dict[str, Any], probe_path: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(config["model"])
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(config["model"])
+    # the load dtype as instructkit's `-o dtype` (transformers 5 would load "auto": a bf16
+    # checkpoint in bf16 on one side and fp32 on the other)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    model = AutoModelForCausalLM.from_pretrained(
+        config["model"], dtype=dtypes.get(config.get("dtype", "fp32"), "auto")
+    )
     precision = config["precision"]
     if precision == "auto":
         precision = (
@@ -326,6 +333,10 @@ def main() -> int:
     parser.add_argument("--max-source-length", type=int, default=384)
     parser.add_argument("--max-target-length", type=int, default=128)
     parser.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument(
+        "--dtype", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
+        help="weights' load dtype on both sides (instructkit -o dtype; TRL from_pretrained)",
+    )  # fmt: skip
     parser.add_argument("--modes", default="full,lora")
     parser.add_argument("--systems", default="instructkit,trl,trl-packed")
     parser.add_argument("--repeats", type=int, default=1, help="runs per system (median)")

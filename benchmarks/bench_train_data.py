@@ -57,50 +57,44 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def prepare(work: Path, data: Path, sizes: list[int]) -> tuple[Path, dict[int, Path]]:
-    """Render DialogSum, replicate its train split to each size, build a tiny Llama."""
+def prepare(
+    work: Path, data: Path, sizes: list[int], reuse: bool = False
+) -> tuple[Path, dict[int, Path]]:
+    """Render DialogSum, replicate its train split to each size, build a tiny Llama.
+
+    ``reuse``: keep what an earlier call left in ``work`` (so that a timed run under a lock
+    measures training only); the rows are the same either way.
+    """
     import pyarrow as pa
 
     from instructkit.artifacts.dataset import (
         list_splits,
         open_split,
-        read_manifest,
         write_dataset_dict,
-        write_manifest,
         write_split,
     )
+    from instructkit.artifacts.manifest import read_manifest, write_manifest
 
     cli = [sys.executable, "-m", "instructkit"]
     rendered = work / "rendered"
-    run(
-        [
-            *cli,
-            "render",
-            "dialogsum",
-            "--data-dir",
-            str(data / "dialogsum"),
-            "--out",
-            str(rendered),
-            "--overwrite",
-        ]
-    )
+    if not (reuse and (rendered / "instructkit.json").is_file()):
+        run(
+            [*cli, "render", "dialogsum", "--data-dir", str(data / "dialogsum"),
+             "--out", str(rendered), "--overwrite"]
+        )  # fmt: skip
     model = work / "tiny-llama"
-    run(
-        [
-            *cli,
-            "tiny-model",
-            str(model),
-            "--arch",
-            "llama",
-            "--corpus",
-            str(rendered),
-            "--overwrite",
-        ]
-    )
+    if not (reuse and (model / "config.json").is_file()):
+        run(
+            [*cli, "tiny-model", str(model), "--arch", "llama", "--corpus", str(rendered),
+             "--overwrite"]
+        )  # fmt: skip
     train = open_split(rendered, "train")
     out = {}
     for size in sizes:
         target = work / f"data-{size}"
+        out[size] = target
+        if reuse and read_manifest(target).get("benchmark_rows") == size:
+            continue
         shutil.rmtree(target, ignore_errors=True)
         repeats = -(-size // train.num_rows)
         rows = pa.concat_tables([train] * repeats).slice(0, size)
@@ -111,7 +105,6 @@ def prepare(work: Path, data: Path, sizes: list[int]) -> tuple[Path, dict[int, P
             splits.append("validation")
         write_dataset_dict(target, splits)
         write_manifest(target, {**read_manifest(rendered), "benchmark_rows": size})
-        out[size] = target
     return model, out
 
 
@@ -209,35 +202,53 @@ def padding_fraction_in_order(lengths, batch_size: int) -> float:
     return 1.0 - float(batches.sum()) / float(batches.max(axis=1).sum() * batch_size)
 
 
+RUNS = ("first", "second", "second_bfd", "padding")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--baseline", type=Path, help="another instructkit source tree")
     parser.add_argument("--work", type=Path, help="keep files here (default: a temp dir)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the data and model already in --work"
+    )
+    parser.add_argument("--prepare-only", action="store_true", help="write the data and stop")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"any of {', '.join(RUNS)}")
+    parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    runs = [r for r in args.runs.split(",") if r]
+    if set(runs) - set(RUNS):
+        parser.error(f"unknown runs {sorted(set(runs) - set(RUNS))}; known: {', '.join(RUNS)}")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        model, datasets = prepare(work, args.data, sizes)
+        model, datasets = prepare(work, args.data, sizes, reuse=args.reuse)
+        if args.prepare_only:
+            return 0
         results: dict = {"sizes": {}}
         for size, dataset in datasets.items():
             cache = work / f"cache-{size}"
+            shutil.rmtree(cache, ignore_errors=True)  # "first" is a cold start, always
             figures: dict = {}
             if args.baseline:
                 figures["baseline"] = train_once(
                     args.baseline, dataset, model, work / "out", work / "cache-old", []
                 )
-            figures["first"] = train_once(REPO, dataset, model, work / "out", cache, [])
-            figures["second"] = train_once(REPO, dataset, model, work / "out", cache, [])
-            figures["second_bfd"] = train_once(
-                REPO, dataset, model, work / "out", cache, ["-o", "packing=bfd"]
-            )
-            figures["padding"] = padding_figures(dataset, model, cache, 8, 640)
+            for name in runs:
+                if name == "padding":
+                    figures[name] = padding_figures(dataset, model, cache, 8, 640)
+                else:
+                    extra = ["-o", "packing=bfd"] if name == "second_bfd" else []
+                    figures[name] = train_once(REPO, dataset, model, work / "out", cache, extra)
             results["sizes"][size] = figures
             print(json.dumps({size: figures}), flush=True)
         print(json.dumps(results, indent=2))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
