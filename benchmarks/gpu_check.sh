@@ -7,12 +7,16 @@
 #   1. environment: nvidia-smi, python/torch/transformers/trl/peft/datasets versions, CUDA;
 #      installs carried wheels from .whl/ (see benchmarks/README.md: "GPU check") into /tmp/site;
 #   2. pytest --gpu -m gpu on the files that hold GPU tests (tests/test_trainer_contract.py), junit XML;
-#   3. bench_train on a tiny llama (hidden 512, 8 layers) in bf16: instructkit vs TRL, full and
-#      LoRA, with and without TRL packing (BENCH_TRAIN_ARGS adds options, e.g. --ik-variant);
-#   4. bench_train on a real model in bf16 when MODEL_DIR (default: $INSTRUCTKIT_REAL_MODEL,
-#      else shared/models/smollm2-135m-instruct) holds a config.json; skipped with a note if not;
+#   3. bench_train on a tiny llama (hidden 512, 8 layers), bf16 mixed precision: instructkit
+#      unpacked, packing=bfd and packing=padding_free vs TRL unpacked and packed, full and LoRA
+#      (IK_VARIANTS replaces our packed rows; BENCH_TRAIN_ARGS adds any bench_train option);
+#   4. the same on a real model, loaded in bf16 on both sides (--dtype bf16), when MODEL_DIR
+#      (default: $INSTRUCTKIT_REAL_MODEL, else shared/models/smollm2-135m-instruct) holds a
+#      config.json; skipped with a note if not;
 #   5. bench_generate (evaluate vs a plain generate loop) on the GPU, small;
-#   6. a two-process instructkit train under accelerate when the machine has two GPUs or more.
+#   6. a two-process run when the machine has two GPUs or more, through the engine's own
+#      launcher (`train --accelerate-config ddp --num-processes 2`): both ranks share one
+#      tokenization cache entry (rank 0 builds it; the run record says hit/miss).
 # Data: $INSTRUCTKIT_SHARED_DATA, else shared/data (a carried, git-ignored copy), else
 # ../shared/data, else the shipped examples/data/dialogs (599 dialogues, DialogSum layout).
 # Everything goes to $OUT: gpu_check.log, summary.txt, *.json, pytest-gpu.xml.
@@ -102,21 +106,25 @@ note "GPU test files: ${GPU_TESTS[*]:-none}"
 step 180 "pytest --gpu -m gpu" "$PY" -m pytest -q -p no:cacheprovider --gpu -m gpu \
   "${GPU_TESTS[@]:-tests}" --junitxml="$OUT/pytest-gpu.xml" -rs
 
-# 3. tiny llama, bf16: instructkit vs TRL ----------------------------------------------------
+# 3. tiny llama, bf16: instructkit (unpacked, bfd, padding-free) vs TRL (unpacked, packed) ----
+# our packing rows (bench_train --ik-variant NAME:K=V,...); padding-free runs varlen under
+# flash attention when it is installed (attn_implementation=flash_attention_2), sdpa otherwise
+IK_VARIANTS=${IK_VARIANTS:---ik-variant bfd:packing=bfd --ik-variant pf:packing=padding_free}
 # shellcheck disable=SC2086
 step 150 "bench_train tiny llama bf16" "$PY" benchmarks/bench_train.py --precision bf16 \
   --tiny-hidden 512 --tiny-layers 8 --tiny-vocab 8000 --rows 4000 --steps 40 --skip-steps 5 \
   --batch-size 16 --work /tmp/ik-bench-train --json "$OUT/train-tiny-bf16.json" \
-  ${BENCH_TRAIN_ARGS:-}
+  $IK_VARIANTS ${BENCH_TRAIN_ARGS:-}
 
 # 4. a real model, bf16 ----------------------------------------------------------------------
 MODEL_DIR=${MODEL_DIR:-${INSTRUCTKIT_REAL_MODEL:-shared/models/smollm2-135m-instruct}}
 if [ -f "$MODEL_DIR/config.json" ]; then
   # shellcheck disable=SC2086
   step 200 "bench_train real model bf16 ($MODEL_DIR)" "$PY" benchmarks/bench_train.py \
-    --model "$MODEL_DIR" --precision bf16 --rows 4000 --steps 30 --skip-steps 5 --batch-size 8 \
-    --max-source-length 384 --max-target-length 128 --work /tmp/ik-bench-train-real \
-    --json "$OUT/train-real-bf16.json" ${BENCH_TRAIN_ARGS:-}
+    --model "$MODEL_DIR" --precision bf16 --dtype bf16 --rows 4000 --steps 30 --skip-steps 5 \
+    --batch-size 8 --max-source-length 384 --max-target-length 128 \
+    --work /tmp/ik-bench-train-real --json "$OUT/train-real-bf16.json" \
+    $IK_VARIANTS ${BENCH_TRAIN_ARGS:-}
 else
   note "SKIP real model: no config.json in '$MODEL_DIR' (set MODEL_DIR; see docs REAL-MODEL.md)"
 fi
@@ -130,10 +138,12 @@ step 90 "bench_generate" "$PY" benchmarks/bench_generate.py "${GEN_MODEL[@]}" --
 
 # 6. two processes, when there are two GPUs ---------------------------------------------------
 if [ "${NGPU:-0}" -ge 2 ]; then
-  step 120 "accelerate launch, 2 processes" "$PY" -m accelerate.commands.launch \
-    --num_processes 2 -m instructkit train /tmp/ik-bench-train/mix-4000 -b lora \
-    -m /tmp/ik-bench-train/tiny-llama-h512-l8-v8000 --out /tmp/ik-ddp --overwrite -q \
-    -o max_steps=20 -o precision=bf16 -o save_steps=1000000
+  step 120 "train --accelerate-config ddp, 2 processes" "$PY" -m instructkit train \
+    /tmp/ik-bench-train/mix-4000 -b lora -m /tmp/ik-bench-train/tiny-llama-h512-l8-v8000 \
+    --out /tmp/ik-ddp --overwrite -q --accelerate-config ddp --num-processes 2 \
+    -o max_steps=20 -o precision=bf16 -o packing=bfd -o save_steps=1000000
+  cp /tmp/ik-ddp/instructkit-train.json "$OUT/ddp-run-record.json" 2>/dev/null \
+    || note "two-process run: no run record"
 else
   note "SKIP two-process run: $NGPU GPU(s)"
 fi
