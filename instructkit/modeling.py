@@ -331,6 +331,30 @@ def as_messages(prompt: Any, completion: Any) -> tuple[list[dict[str, Any]], lis
     return prompt_messages, completion_messages
 
 
+def batch_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """``tokenizer(texts)["input_ids"]`` (special tokens added, no truncation or padding).
+
+    A fast tokenizer's Rust backend is asked directly with ``encode_batch_fast`` (no character
+    offsets, no per-row ``BatchEncoding`` conversion): a third less CPU than ``__call__`` on
+    long rows, the same ids. Only when the backend is in the state ``__call__`` would put it in
+    (no truncation, no padding, special tokens not split); otherwise, or for a slow tokenizer,
+    through ``__call__``.
+    """
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    fast = getattr(backend, "encode_batch_fast", None)
+    if (
+        fast is None
+        or backend.truncation is not None
+        or backend.padding is not None
+        or bool(getattr(backend, "encode_special_tokens", False))
+        != bool(getattr(tokenizer, "split_special_tokens", False))
+    ):
+        return [list(ids) for ids in tokenizer(texts)["input_ids"]]
+    return [encoding.ids for encoding in fast(texts, add_special_tokens=True)]
+
+
 def common_prefix_length(ids: list[int], other: list[int]) -> int:
     """Leading tokens two sequences share (where TRL starts the completion)."""
     length = 0
@@ -388,8 +412,8 @@ def split_rows(
             text + (c or "") + ("" if (c or "").endswith(eos) else eos)
             for text, c in zip(texts, completions, strict=True)
         ]
-        prompt_ids = [list(ids) for ids in tokenizer(texts)["input_ids"]] if texts else []
-        whole_ids = [list(ids) for ids in tokenizer(wholes)["input_ids"]] if wholes else []
+        prompt_ids = batch_ids(tokenizer, texts)
+        whole_ids = batch_ids(tokenizer, wholes)
     rows = []
     for prompt, whole in zip(prompt_ids, whole_ids, strict=True):
         cut = common_prefix_length(prompt, whole)

@@ -251,3 +251,49 @@ def test_an_empty_split_and_chunks(tokenizer, tmp_path, monkeypatch):
     whole = tokenize_table(tokenizer, tiny_rows(30), spec)
     assert len(json.loads((Path(chunked.cache["path"]) / "index.json").read_text())["files"]) > 1
     assert chunked.dataset[:] == whole.dataset[:] and chunked.dropped == whole.dropped > 0
+
+
+# ---------------------------------------------------------------- the backend fast path
+
+TEXTS = [
+    "Summarize: #Person1#: Hi.  How are you?\n#Person2#: Fine.",
+    "",
+    "   leading and trailing spaces   ",
+    "tabs\tand\nnewlines\n\n",
+    "unicode: café, naïve, 東京, emoji 🙂",
+    "special tokens as text: <s> </s> <pad> <unk>",
+    "a" * 500,
+]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "t5"])
+def test_batch_ids_are_the_tokenizer_calls_ids(arch, tmp_path, monkeypatch):
+    from tokenizers.processors import TemplateProcessing
+
+    from instructkit.modeling import batch_ids
+
+    tok = load_tokenizer(str(make_tiny_model(tmp_path / arch, arch)))
+    if arch == "llama":  # a Llama-style bos added on encode, as real Llama tokenizers do
+        eos = (tok.eos_token, tok.eos_token_id)
+        tok.backend_tokenizer.post_processor = TemplateProcessing(
+            single=f"{eos[0]} $A", special_tokens=[eos]
+        )
+    texts = [*TEXTS, tok.eos_token or "", f"text{tok.eos_token}"]
+    expected = [list(ids) for ids in tok(texts)["input_ids"]]
+    # the fast path really runs: the Python __call__ is not reached
+    monkeypatch.setattr(type(tok), "__call__", lambda *a, **k: pytest.fail("__call__ used"))
+    assert arch != "llama" or expected[0][0] == tok.eos_token_id  # special tokens do get added
+    assert batch_ids(tok, texts) == expected
+    assert batch_ids(tok, []) == []
+
+
+def test_batch_ids_fall_back_when_the_backend_would_truncate(llama_dir):
+    from instructkit.modeling import batch_ids
+
+    tok = load_tokenizer(str(llama_dir))  # its own copy: the fixture's stays untouched
+    full = batch_ids(tok, TEXTS)
+    tok.backend_tokenizer.enable_truncation(max_length=3)  # state a user's call could leave
+    assert tok.backend_tokenizer.encode_batch_fast(TEXTS[:1])[0].ids != full[0]
+    assert batch_ids(tok, TEXTS) == full  # through __call__, which turns truncation off
+    tok.backend_tokenizer.enable_padding(length=600)
+    assert batch_ids(tok, TEXTS) == full
