@@ -72,9 +72,12 @@ def timed(
 ) -> tuple[dict[str, Any], str]:
     """Run one CLI command to completion: its wall time and peak RSS, and its stdout."""
     result = run_child(cmd, echo=verbose, env=child_env(env)).check()
-    return {"wall_s": round(result.seconds, 2), "peak_rss_mb": round(result.peak_rss_mb)}, (
-        result.stdout
-    )
+    record = {
+        "wall_s": round(result.seconds, 2),
+        "cpu_s": round(result.cpu_s, 2),
+        "peak_rss_mb": round(result.peak_rss_mb),
+    }
+    return record, result.stdout
 
 
 def render(args: argparse.Namespace, form: str, out: Path) -> dict[str, Any]:
@@ -88,7 +91,7 @@ def render(args: argparse.Namespace, form: str, out: Path) -> dict[str, Any]:
 def locate_model(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     """The cached SmolLM2 folder, as `models get` prints it (converts it on a first run)."""
     if args.model:
-        return Path(args.model), {"wall_s": 0.0, "peak_rss_mb": 0}
+        return Path(args.model), {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0}
     cmd = instructkit_cmd("models", "get", MODEL_NAME)
     record, stdout = timed(cmd, args.verbose)
     lines = [line.strip() for line in stdout.splitlines() if line.strip()]
@@ -210,13 +213,19 @@ def score_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def steps_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Every timed step in the order it ran, with its peak RSS."""
+    """Every timed step in the order it ran: wall time, CPU time (user + system; on a shared
+    machine the figure that does not grow with other jobs' load) and peak RSS."""
     rows = []
     for name, rec in results["steps"]:
-        rows.append([name, f"{rec['wall_s']:.1f}", f"{rec['peak_rss_mb']:,}"])
+        cpu = rec.get("cpu_s")  # absent from records written before it was measured
+        rows.append(
+            [name, f"{rec['wall_s']:.1f}", "-" if cpu is None else f"{cpu:.1f}"]
+            + [f"{rec['peak_rss_mb']:,}"]
+        )
     total = sum(rec["wall_s"] for _, rec in results["steps"])
-    rows.append(["total", f"{total:.1f}", ""])
-    return ["step", "wall (s)", "peak RSS MB"], rows
+    cpu_total = sum(rec.get("cpu_s") or 0.0 for _, rec in results["steps"])
+    rows.append(["total", f"{total:.1f}", f"{cpu_total:.1f}", ""])
+    return ["step", "wall (s)", "CPU (s)", "peak RSS MB"], rows
 
 
 # --------------------------------------------------------------------------- main

@@ -77,10 +77,14 @@ def test_score_table_has_one_row_per_condition_with_intervals_and_times(bench: A
 
 def test_steps_table_totals_the_wall_times(bench: Any) -> None:
     record = results()
-    record["steps"].append(("train LoRA (chat)", {"wall_s": 290.6, "peak_rss_mb": 2048}))
+    record["steps"].append(
+        ("train LoRA (chat)", {"wall_s": 290.6, "cpu_s": 530.25, "peak_rss_mb": 2048})
+    )
     _, rows = bench.steps_table(record)
-    assert rows[1] == ["train LoRA (chat)", "290.6", "2,048"]
-    assert rows[-1] == ["total", "291.9", ""]
+    # the render record predates CPU times: shown as '-', counted as nothing in the total
+    assert rows[0] == ["render (text)", "1.2", "-", "300"]
+    assert rows[1] == ["train LoRA (chat)", "290.6", "530.2", "2,048"]
+    assert rows[-1] == ["total", "291.9", "530.2", ""]
 
 
 def test_check_conditions_accepts_the_intended_encodings(bench: Any) -> None:
