@@ -248,6 +248,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--lora-r", type=int, default=16, help="alpha is 2r")
     parser.add_argument("--eval-samples", type=int, default=16, help="validation rows in train")
+    parser.add_argument(
+        "--skip-zero-shot", action="store_true", help="only train and evaluate the adapters"
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--quick", action="store_true", help="4 rows, 2 steps, 8 new tokens")
     parser.add_argument("--keep-work", action="store_true", help="keep --work")
@@ -277,7 +280,7 @@ def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
     step("models get", located)
     results["model"] = str(model)
     encoding = {"chat": "auto", "plain": "off"}
-    for key in FORMS:
+    for key in FORMS if not args.skip_zero_shot else ():
         out = work / f"eval-zero-shot-{key}"
         rec = evaluate(args, data[key], model, encoding[key], out)
         results["evaluate"][f"zero-shot/{key}"] = step(f"evaluate zero-shot ({key})", rec)
