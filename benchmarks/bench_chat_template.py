@@ -64,6 +64,11 @@ CONDITIONS = [
     ("LoRA", "plain", True),
 ]
 METRICS = ("rouge1", "rouge2", "rougeL")
+# what each training's instructkit-train.json contributes to the results
+RUN_RECORD_KEYS = (
+    "steps", "train_seconds", "train_loss", "eval_loss", "encoding", "truncated_prompts",
+    "truncated_completions",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- steps
@@ -131,11 +136,7 @@ def train(args: argparse.Namespace, data: Path, model: Path, encoding: str, out:
     record, _ = timed(cmd, args.verbose, {"INSTRUCTKIT_CACHE": str(cache)})
     shutil.rmtree(cache, ignore_errors=True)
     info = json.loads((out / "instructkit-train.json").read_text())
-    record["run_record"] = {
-        k: info.get(k)
-        for k in ("steps", "seconds", "train_loss", "eval_loss", "encoding", "truncated_prompts")
-        if k in info
-    }
+    record["run_record"] = {k: info.get(k) for k in RUN_RECORD_KEYS if k in info}
     record["options"] = opts
     return record
 
