@@ -2,7 +2,8 @@
 
     python benchmarks/bench_chat_template.py --quick           # smoke test: 4 rows, 2 steps
     python benchmarks/bench_chat_template.py --json build/bench/chat_template.json
-    python benchmarks/bench_chat_template.py --eval-rows 200 --steps 60   # larger, slower
+    python benchmarks/bench_chat_template.py --steps 12        # as measured in docs/chat.md
+    python benchmarks/bench_chat_template.py --skip-zero-shot --steps 60   # adapters only
 
 Issue 13's measurement. Every step is the instructkit CLI in a fresh process (as a user runs it)
 and is timed whole, spawn to exit (imports and model loads included):
@@ -20,8 +21,9 @@ greedy, at most 64 new tokens (DialogSum summaries: median 26, 90th percentile 4
 batches of 20; prompts cut to 256 tokens in training and evaluation alike (median DialogSum
 prompt 240 tokens: about 40% lose dialogue from the middle, the instruction and the end stay);
 LoRA r=16, alpha 32, lr 1e-3 (the real demo's), 40 steps x 4 rows = 160 train rows, completions
-cut at 64 tokens, a 16-row validation loss at the end. A LoRA step costs roughly 10 ms of
-2-core CPU per token, so 160 rows of ~290 tokens is about 5-8 minutes per training.
+cut at 64 tokens, a 16-row validation loss at the end. Measured on 2 shared cores (docs/chat.md):
+an evaluation that runs to 64 tokens costs ~540 CPU-seconds, one that stops early ~245; a
+12-step training 205 (tokenizing the 12,460-row split included), about 14 more per step.
 
 Each condition's metrics.json must record the encoding it was meant to use (a template id, or
 none); the script stops otherwise, and when two conditions did not score the same test rows.
