@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -428,6 +429,47 @@ def list_splits(path: str | os.PathLike[str]) -> list[str]:
 
 def open_split(path: str | os.PathLike[str], split: str) -> pa.Table:
     """Memory-map one split's shards as a single Arrow table (no copy into RAM)."""
+    tables = [_read_shard(shard) for shard in _shard_paths(path, split)]
+    return pa.concat_tables(tables)
+
+
+@dataclass
+class MappedSplit:
+    """One split memory-mapped, with a way to hand back the pages the process touched.
+
+    A page read through a mapping stays counted in the process's memory (and the kernel maps
+    the neighbours of every page read, up to a whole large folio) until the mapping goes:
+    reading a few rows from each of many inputs ends up holding all of them. ``release``
+    drops the mapped pages (they stay in the page cache); the table stays valid and maps
+    again whatever is read next.
+    """
+
+    table: pa.Table
+    maps: list[mmap.mmap]
+
+    def release(self) -> None:
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if advice is None:  # no madvise on this platform: the pages go with the mapping
+            return
+        for pages in self.maps:
+            pages.madvise(advice)
+
+
+def map_split(path: str | os.PathLike[str], split: str) -> MappedSplit:
+    """Like ``open_split``, for a reader that releases the pages it read (``MappedSplit``)."""
+    tables, maps = [], []
+    for shard in _shard_paths(path, split):
+        try:
+            with open(shard, "rb") as handle:
+                pages = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            tables.append(pa.ipc.open_stream(pa.BufferReader(pa.py_buffer(pages))).read_all())
+        except (OSError, ValueError, pa.ArrowInvalid) as ex:  # ValueError: an empty file
+            raise DatasetDirError(f"Shard '{shard}' cannot be read: {ex}.") from ex
+        maps.append(pages)
+    return MappedSplit(pa.concat_tables(tables), maps)
+
+
+def _shard_paths(path: str | os.PathLike[str], split: str) -> list[Path]:
     splits = list_splits(path)
     if split not in splits:
         raise DatasetDirError(
@@ -435,10 +477,10 @@ def open_split(path: str | os.PathLike[str], split: str) -> pa.Table:
         )
     split_dir = Path(path) / split
     state = json.loads((split_dir / "state.json").read_text())
-    tables = [_read_shard(split_dir / f["filename"]) for f in state["_data_files"]]
-    if not tables:
+    shards = [split_dir / f["filename"] for f in state["_data_files"]]
+    if not shards:
         raise DatasetDirError(f"Split '{split}' of '{path}' has no shards.")
-    return pa.concat_tables(tables)
+    return shards
 
 
 def _read_shard(path: Path) -> pa.Table:

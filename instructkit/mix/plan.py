@@ -6,6 +6,7 @@ without importing its caller.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ class TaskInput:
     train: pa.Table
     evaluation: dict[str, pa.Table]
     form: str = "text"  # text or conversational (instructkit/chat.py)
+    # Hands back the train rows' mapped pages once read (artifacts.dataset.MappedSplit).
+    release_train: Callable[[], None] = field(default=lambda: None)
 
     @property
     def metrics(self) -> list[str]:

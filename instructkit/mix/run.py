@@ -41,7 +41,7 @@ from instructkit.mix.hygiene import (
 from instructkit.mix.plan import MixResult, TaskInput, TaskPlan
 from instructkit.mix.quotas import TaskDraw, compute_quotas
 from instructkit.mix.spec import MixSpec, TaskSpec
-from instructkit.mix.write import write_mixture
+from instructkit.mix.write import RowGatherer, write_mixture
 from instructkit.progress import progress_bar
 
 TokenCounter = Callable[[list[str]], Sequence[int]]
@@ -76,6 +76,8 @@ def mix_datasets(
         inputs = read_inputs(spec)
     with profiling.phase("hygiene (dedup, decontamination)"):
         hygiene = _hygiene(spec, inputs, quiet)
+        for task in inputs:  # dedup and decontamination read every row: hand the pages back
+            task.release_train()
     with profiling.phase("plan (tokens, quotas, draws)"):
         tasks, draws = _plan(spec, inputs, hygiene, epoch, count_tokens)
     result = MixResult(spec, epoch, tasks, _contamination_json(spec, hygiene.report))
@@ -133,7 +135,8 @@ def _read_input(task: TaskSpec) -> TaskInput:
             f"mix needs train rows."
         )
     manifest = load_manifest(task.path)
-    train = artifact.open_split(task.path, "train")
+    mapped = artifact.map_split(task.path, "train")
+    train = mapped.table
     artifact.require_columns(train, artifact.SCHEMA.names, f"'{task.path}' train split")
     evaluation = {s: artifact.open_split(task.path, s) for s in EVAL_SPLITS if s in splits}
     form = table_form(train, f"'{task.path}' train split")
@@ -148,6 +151,7 @@ def _read_input(task: TaskSpec) -> TaskInput:
         train=train,
         evaluation=evaluation,
         form=form,
+        release_train=mapped.release,
     )
 
 
@@ -255,7 +259,8 @@ def _plan(
 ) -> tuple[list[TaskPlan], list[TaskDraw]]:
     candidates = hygiene.candidates
     tokens = [
-        _row_tokens(i.train, c, count_tokens) for i, c in zip(inputs, candidates, strict=True)
+        _row_tokens(i.train, c, count_tokens, i.release_train)
+        for i, c in zip(inputs, candidates, strict=True)
     ]
     per_row = [float(t.mean()) if spec.unit == "tokens" and len(t) else 1.0 for t in tokens]
     names = [i.name for i in inputs]
@@ -297,15 +302,22 @@ def _plan(
 TOKEN_BATCH_ROWS = 4096
 
 
-def _row_tokens(table: pa.Table, rows: np.ndarray, count: TokenCounter | None) -> np.ndarray:
+def _row_tokens(
+    table: pa.Table,
+    rows: np.ndarray,
+    count: TokenCounter | None,
+    release: Callable[[], None] = lambda: None,
+) -> np.ndarray:
     """Tokens of each candidate row, counted in batches: memory stays at one batch of text
-    and its ids, however many rows a task has (one call per task held them all)."""
+    and its ids, however many rows a task has (one call per task held them all). Rows are
+    taken batch by batch (``Table.take`` would concatenate the whole task for every batch)."""
     if count is None:
         return np.empty(0, dtype=np.int64)
+    gatherer = RowGatherer([table], [release])
     tokens = np.empty(len(rows), dtype=np.int64)
     for start in range(0, len(rows), TOKEN_BATCH_ROWS):
         batch = rows[start : start + TOKEN_BATCH_ROWS]
-        texts = row_text(table.take(pa.array(batch))).to_pylist()
+        texts = row_text(gatherer.take(batch)).to_pylist()
         tokens[start : start + len(batch)] = np.asarray(count(texts), dtype=np.int64)
     return tokens
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,15 +40,25 @@ class RowGatherer:
 
     ``Table.take`` on a table of many record batches first concatenates each column, which
     reads every input into RAM; taking from each batch separately keeps memory at one chunk.
+    ``releases`` (one per table, e.g. ``MappedSplit.release``) is called once a take has
+    copied its rows of that table, so the pages read stay mapped for one table at a time
+    instead of every input staying mapped (a chunk reads a few rows of every task).
     """
 
-    def __init__(self, tables: Sequence[pa.Table]) -> None:
-        self.batches = [
-            batch.replace_schema_metadata(None)
+    def __init__(
+        self, tables: Sequence[pa.Table], releases: Sequence[Callable[[], None]] = ()
+    ) -> None:
+        per_table = [
+            [
+                batch.replace_schema_metadata(None)
+                for batch in table.select(artifact.SCHEMA.names).to_batches()
+                if batch.num_rows
+            ]
             for table in tables
-            for batch in table.select(artifact.SCHEMA.names).to_batches()
-            if batch.num_rows
         ]
+        self.batches = [batch for batches in per_table for batch in batches]
+        self.table_of_batch = np.repeat(np.arange(len(tables)), [len(b) for b in per_table])
+        self.releases = list(releases)
         self.starts = np.cumsum([0] + [b.num_rows for b in self.batches])
         self.table_starts = np.cumsum([0] + [t.num_rows for t in tables])
 
@@ -59,11 +69,17 @@ class RowGatherer:
         sorted_batches = batch_of_row[order]
         local = (rows - self.starts[batch_of_row])[order]
         cuts = np.flatnonzero(np.diff(sorted_batches)) + 1
-        parts = [
-            self.batches[sorted_batches[start]].take(pa.array(local[start:stop]))
-            for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True)
-            if stop > start
-        ]
+        bounds = list(zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(order)].tolist(), strict=True))
+        parts = []
+        for index, (start, stop) in enumerate(bounds):
+            if stop == start:
+                continue
+            batch = int(sorted_batches[start])
+            parts.append(self.batches[batch].take(pa.array(local[start:stop])))
+            table = self.table_of_batch[batch]
+            last = index + 1 == len(bounds) or self.table_of_batch[sorted_batches[stop]] != table
+            if self.releases and last:
+                self.releases[table]()
         # One contiguous batch first: take() on a table of many chunks is much slower.
         gathered = pa.concat_batches(parts)
         inverse = np.empty_like(order)
@@ -139,7 +155,7 @@ def _train_chunks(
     inputs: list[TaskInput], draws: list[TaskDraw]
 ) -> Iterator[tuple[np.ndarray, pa.Table]]:
     """The train split in order, a chunk at a time: (task index per row, rows)."""
-    gatherer = RowGatherer([i.train for i in inputs])
+    gatherer = RowGatherer([i.train for i in inputs], [i.release_train for i in inputs])
     task_names = pa.array([i.name for i in inputs], type=pa.string())
     done = np.zeros(len(draws), dtype=np.int64)
     quotas = [d.quota for d in draws]
