@@ -9,12 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from test_mix import _rows, spec_for, write_rendered
 
 from instructkit.artifacts import dataset as artifact
 from instructkit.mix.run import mix_datasets
 from instructkit.mix.write import RowGatherer
-
-from test_mix import _rows, spec_for, write_rendered
 
 
 def _task_table(task: str, rows: int, batch: int) -> pa.Table:
