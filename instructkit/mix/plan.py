@@ -53,6 +53,8 @@ class TaskPlan:
     times_used: tuple[int, int]
     eval_rows: dict[str, int]
     tokens: int | None = None  # train tokens in the quota (prompt + completion)
+    # set when the task was too large to count whole: tokens is then quota x sampled mean
+    tokens_sampled_rows: int | None = None
 
     def to_json(self, total: int, target_total: float) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if v is not None}
