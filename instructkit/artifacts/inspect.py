@@ -79,29 +79,39 @@ def write_composition_chart(info: dict[str, Any], path: str | os.PathLike[str]) 
     Past CHART_TASKS tasks, the CHART_TASKS largest (by target share, or by rows) are drawn in
     their own order and the rest are summed into one ``other (N tasks)`` bar.
     """
+    artifact.check_output_file(path).parent.mkdir(parents=True, exist_ok=True)
+    if info["manifest"].get("kind") == "mix":
+        _mixture_chart(info["manifest"], path)
+    else:
+        _rows_chart(info, path)
+    return Path(path)
+
+
+def _mixture_chart(manifest: dict[str, Any], path: str | os.PathLike[str]) -> None:
     from instructkit.charts import grouped_bar_chart
 
-    artifact.check_output_file(path).parent.mkdir(parents=True, exist_ok=True)
-    manifest = info["manifest"]
-    if manifest.get("kind") == "mix":
-        tasks = manifest["tasks"]
-        names, series = fold_small_categories(
-            [t["name"] for t in tasks],
-            {
-                "target %": [100 * t["target_share"] for t in tasks],
-                "realized %": [100 * t["realized_share"] for t in tasks],
-            },
-            [t["target_share"] for t in tasks],
-        )
-        shown = "" if len(names) == len(tasks) else f", {CHART_TASKS} largest of {len(tasks)} tasks"
-        grouped_bar_chart(
-            path,
-            names,
-            series,
-            title=f"Mixture composition ({manifest['total']} train rows{shown})",
-            ylabel="share of train rows (%)",
-        )
-        return Path(path)
+    tasks = manifest["tasks"]
+    names, series = fold_small_categories(
+        [t["name"] for t in tasks],
+        {
+            "target %": [100 * t["target_share"] for t in tasks],
+            "realized %": [100 * t["realized_share"] for t in tasks],
+        },
+        [t["target_share"] for t in tasks],
+    )
+    shown = "" if len(names) == len(tasks) else f", {CHART_TASKS} largest of {len(tasks)} tasks"
+    grouped_bar_chart(
+        path,
+        names,
+        series,
+        title=f"Mixture composition ({manifest['total']} train rows{shown})",
+        ylabel="share of train rows (%)",
+    )
+
+
+def _rows_chart(info: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    from instructkit.charts import grouped_bar_chart
+
     names = sorted({t for per in info["tasks"].values() for t in per})
     if not names:
         raise DatasetDirError(f"'{info['path']}' has no 'task' column to chart.")
@@ -114,7 +124,6 @@ def write_composition_chart(info: dict[str, Any], path: str | os.PathLike[str]) 
     if len(shown_names) < len(names):
         title += f" ({CHART_TASKS} largest of {len(names)} tasks)"
     grouped_bar_chart(path, shown_names, shown, title=title, ylabel="rows")
-    return Path(path)
 
 
 def fold_small_categories(
