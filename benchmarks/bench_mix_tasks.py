@@ -131,21 +131,28 @@ def token_runs(args: argparse.Namespace, rendered: Path) -> list[dict[str, Any]]
             cli += ["--task", f"{task}:name=t{index},weight=1"]
         cli += ["--no-dedup", "--decontaminate", "off", "-q", "--profile"]
         out = args.work / "mix-tokens"
-        run = run_child(instructkit_cmd(*cli, "--out", str(out), "--overwrite")).check()
+        command = instructkit_cmd(*cli, "--out", str(out), "--overwrite")
+        runs = {"current": run_child(command).check()}
         shutil.rmtree(out, ignore_errors=True)
-        record = {
-            "rows": 2 * copies * rows_per_copy,
-            "wall_s": run.seconds,
-            "peak_rss_mb": run.peak_rss_mb,
-            "tokenize_s": phase_seconds(run.stderr, "plan (tokens, quotas, draws)"),
-        }
-        results.append(record)
-        print(
-            f"  tokens: {record['rows']:>9,} rows  mix {run.seconds:6.1f} s  "
-            f"tokenize+plan {fmt(record['tokenize_s'], '.1f')} s  "
-            f"peak RSS {run.peak_rss_mb:,.0f} MB",
-            flush=True,
-        )
+        if args.baseline is not None and rows <= args.token_baseline_rows:
+            env = baseline_env(args.baseline)
+            runs["baseline"] = run_child(command, env=env, cwd=args.work).check()
+            shutil.rmtree(out, ignore_errors=True)
+        for code, run in runs.items():
+            record = {
+                "code": code,
+                "rows": 2 * copies * rows_per_copy,
+                "wall_s": run.seconds,
+                "peak_rss_mb": run.peak_rss_mb,
+                "tokenize_s": phase_seconds(run.stderr, "plan (tokens, quotas, draws)"),
+            }
+            results.append(record)
+            print(
+                f"  tokens ({code}): {record['rows']:>9,} rows  mix {run.seconds:6.1f} s  "
+                f"tokenize+plan {fmt(record['tokenize_s'], '.1f')} s  "
+                f"peak RSS {run.peak_rss_mb:,.0f} MB",
+                flush=True,
+            )
     return results
 
 
@@ -162,6 +169,9 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="folder holding an older instructkit")
     parser.add_argument("--token-rows", default="", help="e.g. 100000,1000000 (token units)")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder for --token-rows")
+    parser.add_argument(
+        "--token-baseline-rows", type=int, default=100_000, help="largest --baseline token run"
+    )
     args = parser.parse_args()
     if args.quick:
         args.total, args.repeats = min(args.total, 200_000), 1

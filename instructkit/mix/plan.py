@@ -27,8 +27,10 @@ class TaskInput:
     train: pa.Table
     evaluation: dict[str, pa.Table]
     form: str = "text"  # text or conversational (instructkit/chat.py)
-    # Hands back the train rows' mapped pages once read (artifacts.dataset.MappedSplit).
+    # Hand back the train rows' mapped pages once read (artifacts.dataset.MappedSplit): all
+    # of them, or one record batch's (one callable per batch of ``train``).
     release_train: Callable[[], None] = field(default=lambda: None)
+    train_batch_releasers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def metrics(self) -> list[str]:

@@ -153,6 +153,7 @@ def _read_input(task: TaskSpec) -> TaskInput:
         evaluation=evaluation,
         form=form,
         release_train=mapped.release,
+        train_batch_releasers=mapped.batch_releasers(),
     )
 
 
@@ -264,7 +265,7 @@ def _plan(
         for i, c in zip(inputs, candidates, strict=True)
     ]
     tokens = [
-        _row_tokens(i.train, c, count_tokens, i.release_train)
+        _row_tokens(i.train, c, count_tokens, i.train_batch_releasers)
         for i, c in zip(inputs, counted, strict=True)
     ]
     per_row = [float(t.mean()) if spec.unit == "tokens" and len(t) else 1.0 for t in tokens]
@@ -343,14 +344,14 @@ def _row_tokens(
     table: pa.Table,
     rows: np.ndarray,
     count: TokenCounter | None,
-    release: Callable[[], None] = lambda: None,
+    releasers: Sequence[Callable[[], None]] = (),
 ) -> np.ndarray:
     """Tokens of each candidate row, counted in batches: memory stays at one batch of text
     and its ids, however many rows a task has (one call per task held them all). Rows are
     taken batch by batch (``Table.take`` would concatenate the whole task for every batch)."""
     if count is None:
         return np.empty(0, dtype=np.int64)
-    gatherer = RowGatherer([table], [release])
+    gatherer = RowGatherer([table], [releasers] if releasers else ())
     tokens = np.empty(len(rows), dtype=np.int64)
     for start in range(0, len(rows), TOKEN_BATCH_ROWS):
         batch = rows[start : start + TOKEN_BATCH_ROWS]
