@@ -36,6 +36,7 @@ from instructkit.artifacts.dataset import (
     write_split,
 )
 from instructkit.artifacts.manifest import write_manifest
+from instructkit.demo import StepTimer, check_demo_data, relocate_paths
 from instructkit.errors import InstructkitError
 
 TASK_A = "dialogsum_topic"
@@ -187,8 +188,6 @@ def run_real_demo(
     from instructkit.pretrained import MODELS, get_model
 
     recipe = recipe or RealRecipe()
-    from instructkit.demo import check_demo_data
-
     data = check_demo_data(Path(data_dir))
     started = time.perf_counter()
     model_dir = str(get_model(model)) if model in MODELS else model
@@ -203,7 +202,7 @@ def run_real_demo(
         (tmp / "demo.json").write_text(
             json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
         )
-        _relocate_paths(report, tmp, Path(out))
+        relocate_paths(report, tmp, Path(out))
     report.out = Path(out)
     report.timings = timings
     return report
@@ -214,11 +213,9 @@ def _run_steps(
 ) -> tuple[Any, dict[str, float]]:
     import torch
 
-    from instructkit.demo import _StepTimer
-
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    timer = _Timed(_StepTimer(echo))
+    timer = _Timed(StepTimer(echo))
     with timer("render A (topic), B (summary) and G (general questions)"):
         task_a = _render(data, TASK_A, recipe.template_a, tmp / "data" / "topic", recipe)
         task_b = _render(data, TASK_B, recipe.template_b, tmp / "data" / "summary", recipe)
@@ -398,12 +395,6 @@ def _report(
         max_rows=recipe.eval_rows,
         quiet=quiet,
     )
-
-
-def _relocate_paths(report: Any, tmp: Path, final: Path) -> None:
-    from instructkit.demo import _relocate_paths as relocate
-
-    relocate(report, tmp, final)
 
 
 # ---------------------------------------------------------------- the story
