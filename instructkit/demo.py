@@ -105,7 +105,7 @@ def _run_steps(
     # 2-core machine (measured), and no slower on an idle one.
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    timer = _StepTimer(echo)
+    timer = StepTimer(echo)
     with timer("render task A (topic) and task B (summary)"):
         task_a = _render(data, TASK_A, recipe.template_a, tmp / "data" / "topic", recipe)
         task_b = _render(data, TASK_B, recipe.template_b, tmp / "data" / "summary", recipe)
@@ -144,18 +144,18 @@ def _run_steps(
         _curve(runs_to_curve, [task_a, task_b], tmp / "curve", recipe, quiet, cache)
     shutil.rmtree(tmp / ".cache", ignore_errors=True)
     _write_recipe(tmp, recipe, data, model)
-    _relocate_paths(report, tmp, final)
+    relocate_paths(report, tmp, final)
     return report
 
 
-class _StepTimer:
+class StepTimer:
     """Prints each step with its number and wall time: the demo narrates what it runs."""
 
     def __init__(self, echo: Step) -> None:
         self.echo = echo
         self.number = 0
 
-    def __call__(self, title: str) -> _StepTimer:
+    def __call__(self, title: str) -> StepTimer:
         self.number += 1
         self.title = title
         return self
@@ -284,7 +284,7 @@ def _write_recipe(tmp: Path, recipe: DemoRecipe, data: Path, model: str | None) 
     )
 
 
-def _relocate_paths(report: Any, tmp: Path, final: Path) -> None:
+def relocate_paths(report: Any, tmp: Path, final: Path) -> None:
     """Point every recorded path at ``final``, which the temporary directory is about to become.
 
     Adapters record their base model's absolute path and manifests record their inputs': left

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,7 +36,8 @@ from instructkit.artifacts.dataset import (
     write_dataset_dict,
     write_split,
 )
-from instructkit.artifacts.manifest import write_manifest
+from instructkit.artifacts.manifest import MANIFEST_NAME, write_manifest
+from instructkit.demo import StepTimer, check_demo_data, relocate_paths
 from instructkit.errors import InstructkitError
 
 TASK_A = "dialogsum_topic"
@@ -54,7 +56,9 @@ class RealRecipe:
     template_a: str = "topic_before"
     template_b: str = "summarize_before"
     qa_train_rows: int = 240
-    qa_test_rows: int = 40
+    # every G test row is scored: short answers are cheap, and 96 rows narrow G's interval
+    # (the skill where forgetting is looked for) to about +-10 points
+    qa_test_rows: int = 96
     steps: int = 12
     batch_size: int = 8
     full_lr: float = 1e-4
@@ -62,13 +66,16 @@ class RealRecipe:
     lora_r: int = 16
     prompt_tuning_lr: float = 3e-2
     virtual_tokens: int = 16
+    # started from the task's own instruction, not random vectors: randomly started, 12 steps
+    # left a soft prompt that made the model babble (B fell from 31.7 to 7.6, measured)
+    prompt_init_text: str = "Summarize this dialogue in one sentence:"
     ia3: bool = False
     ia3_lr: float = 3e-3
     # the shipped dialogues are 40-60 words; real DialogSum ones are longer and get cut from
     # the middle (head and tail kept) so a step costs the same
     max_source_length: int = 192
     max_target_length: int = 48
-    eval_rows: int = 24
+    eval_rows: int = 24  # of A and of B (G: all qa_test_rows)
     max_new_tokens: int = 40
     eval_batch_size: int = 24
     bootstrap: int = 1000
@@ -93,32 +100,57 @@ _CAPITALS = [
     ("Greece", "Athens"), ("Portugal", "Lisbon"), ("Norway", "Oslo"), ("Ireland", "Dublin"),
     ("Austria", "Vienna"), ("Poland", "Warsaw"), ("China", "Beijing"), ("Kenya", "Nairobi"),
 ]  # fmt: skip
-_WORDS = [
-    "lantern", "pebble", "orchard", "velvet", "harbor", "meadow", "compass", "thimble",
-    "saddle", "glacier", "tulip", "anchor", "marble", "falcon", "cobalt", "walnut",
+_PLURALS = [
+    ("mouse", "mice"), ("child", "children"), ("foot", "feet"), ("tooth", "teeth"),
+    ("man", "men"), ("woman", "women"), ("goose", "geese"), ("person", "people"),
+    ("leaf", "leaves"), ("knife", "knives"), ("wolf", "wolves"), ("ox", "oxen"),
 ]  # fmt: skip
 
 
-def _question(rng: random.Random) -> tuple[str, list[str]]:
+def _question(rng: random.Random) -> tuple[str, str, list[str]]:
+    """(question, a one-sentence answer for training, the answers ``contains`` accepts).
+
+    The answer never occurs in the question, so ``contains`` cannot be satisfied by echoing it
+    (an earlier "which is larger, 40 or 25?" and "repeat this word" scored "37 is larger than
+    49" as right). Training answers are whole sentences in the base's own style ("The capital
+    city of Greece is Athens."): answer-only training rows changed the format and, at a dozen
+    steps, cost the mixture the knowledge itself (measured, docs/real-demo.md).
+    """
     kind = rng.randrange(5)
     if kind == 0:
         a, b = rng.randint(2, 20), rng.randint(2, 20)
-        return f"What is {a} plus {b}? Reply with the number only.", [str(a + b)]
+        return f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}.", [str(a + b)]
     if kind == 1:
-        a, b = rng.sample(range(3, 99), 2)
-        return f"Which number is larger, {a} or {b}? Reply with the number only.", [str(max(a, b))]
+        n = rng.randint(10, 98)
+        return (
+            f"What number comes right after {n}?",
+            f"The number that comes right after {n} is {n + 1}.",
+            [str(n + 1)],
+        )
     if kind == 2:
         word, answers = rng.choice(_OPPOSITES)
-        return f"What is the opposite of the word '{word}'? Reply with one word.", answers
+        return (
+            f"What is the opposite of the word '{word}'?",
+            f"The opposite of '{word}' is '{answers[0]}'.",
+            answers,
+        )
     if kind == 3:
         country, city = rng.choice(_CAPITALS)
-        return f"What is the capital city of {country}? Reply with the city name only.", [city]
-    word = rng.choice(_WORDS)
-    return f"Repeat this word exactly once and nothing else: {word}", [word]
+        return (
+            f"What is the capital city of {country}?",
+            f"The capital city of {country} is {city}.",
+            [city],
+        )
+    word, plural = rng.choice(_PLURALS)
+    return (
+        f"What is the plural of the word '{word}'?",
+        f"The plural of '{word}' is '{plural}'.",
+        [plural],
+    )
 
 
 def general_qa_splits(train_rows: int, test_rows: int, seed: int = 0) -> dict[str, list[Any]]:
-    """Seeded short-answer questions; test questions never appear in train (by prompt)."""
+    """Seeded (question, answer, references) items; test questions never appear in train."""
     rng = random.Random(f"general_qa:{seed}")
     seen: set[str] = set()
     splits: dict[str, list[Any]] = {"test": [], "train": []}
@@ -126,11 +158,11 @@ def general_qa_splits(train_rows: int, test_rows: int, seed: int = 0) -> dict[st
         attempts = 0
         while len(splits[split]) < count and attempts < 100 * count:
             attempts += 1
-            prompt, answers = _question(rng)
-            if prompt in seen:
+            item = _question(rng)
+            if item[0] in seen:
                 continue
-            seen.add(prompt)
-            splits[split].append((prompt, answers))
+            seen.add(item[0])
+            splits[split].append(item)
     return splits
 
 
@@ -142,10 +174,10 @@ def write_general_qa(out: Path, train_rows: int, test_rows: int, seed: int = 0) 
     splits = general_qa_splits(train_rows, test_rows, seed)
     for split, items in splits.items():
         rows: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-        for index, (prompt, answers) in enumerate(items):
+        for index, (prompt, answer, answers) in enumerate(items):
             values = {
                 "prompt": prompt,
-                "completion": answers[0],
+                "completion": answer,
                 "references": answers,
                 "task": TASK_G,
                 "template_id": f"{TASK_G}/question",
@@ -187,8 +219,6 @@ def run_real_demo(
     from instructkit.pretrained import MODELS, get_model
 
     recipe = recipe or RealRecipe()
-    from instructkit.demo import check_demo_data
-
     data = check_demo_data(Path(data_dir))
     started = time.perf_counter()
     model_dir = str(get_model(model)) if model in MODELS else model
@@ -203,7 +233,7 @@ def run_real_demo(
         (tmp / "demo.json").write_text(
             json.dumps(record, indent=2, sort_keys=True, allow_nan=False) + "\n"
         )
-        _relocate_paths(report, tmp, Path(out))
+        relocate_paths(report, tmp, Path(out))
     report.out = Path(out)
     report.timings = timings
     return report
@@ -214,11 +244,9 @@ def _run_steps(
 ) -> tuple[Any, dict[str, float]]:
     import torch
 
-    from instructkit.demo import _StepTimer
-
     torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
-    timer = _Timed(_StepTimer(echo))
+    timer = _Timed(StepTimer(echo))
     with timer("render A (topic), B (summary) and G (general questions)"):
         task_a = _render(data, TASK_A, recipe.template_a, tmp / "data" / "topic", recipe)
         task_b = _render(data, TASK_B, recipe.template_b, tmp / "data" / "summary", recipe)
@@ -236,7 +264,8 @@ def _run_steps(
         ("lora-B", only_b, "lora", recipe.lora_lr,
          {"r": recipe.lora_r, "alpha": 2 * recipe.lora_r, "target_modules": "all-linear"}),
         ("prompt-B", only_b, "prompt-tuning", recipe.prompt_tuning_lr,
-         {"num_virtual_tokens": recipe.virtual_tokens}),
+         {"num_virtual_tokens": recipe.virtual_tokens, "init": "text",
+          "init_text": recipe.prompt_init_text}),
     ]  # fmt: skip
     if recipe.ia3:
         trainings.append(("ia3-B", only_b, "ia3", recipe.ia3_lr, {}))
@@ -247,10 +276,14 @@ def _run_steps(
             models[name] = str(_train(dataset, backend, model, runs / name, lr, recipe, extra))
     with timer(f"check: LoRA with the adapter removed is the base (logits on {TASK_B} prompts)"):
         diff = adapter_removed_difference(model, models["lora-B"], task_b, rows=4)
-    tasks = [task_a, task_b, task_g]
+    tasks = [
+        _first_test_rows(task_a, recipe.eval_rows, tmp / "data" / "topic-eval"),
+        _first_test_rows(task_b, recipe.eval_rows, tmp / "data" / "summary-eval"),
+        task_g,
+    ]
     with timer(
-        f"evaluate {len(models)} models x 3 tasks ({recipe.eval_rows} test rows each, "
-        f"greedy, <= {recipe.max_new_tokens} new tokens)"
+        f"evaluate {len(models)} models x 3 tasks ({recipe.eval_rows} test rows of A and of B, "
+        f"{recipe.qa_test_rows} of G; greedy, <= {recipe.max_new_tokens} new tokens)"
     ):
         report = _report(models, tasks, tmp / "report", recipe, quiet)
     add_adapter_removed(report, models["lora-B"], diff)
@@ -284,6 +317,20 @@ def _render(data: Path, pack: str, template: str, out: Path, recipe: RealRecipe)
 
     options = RenderOptions(data_dir=str(data), template_ids=[template], seed=recipe.seed)
     render_dataset(pack, out, options)
+    return out
+
+
+def _first_test_rows(dataset: Path, rows: int, out: Path) -> Path:
+    """``dataset``'s first ``rows`` test rows with its manifest (so its task and metrics).
+
+    The evaluator's row limit is one number for every task; this gives A and B fewer rows
+    than G, whose short answers are cheap to generate.
+    """
+    table = open_split(dataset, "test")
+    out.mkdir(parents=True)
+    write_split(out, "test", [table.slice(0, rows)], schema=table.schema)
+    write_dataset_dict(out, ["test"])
+    shutil.copyfile(dataset / MANIFEST_NAME, out / MANIFEST_NAME)
     return out
 
 
@@ -395,15 +442,8 @@ def _report(
             chat_template="on",
         ),
         scoring=ScoringOptions(bootstrap=recipe.bootstrap, seed=recipe.seed),
-        max_rows=recipe.eval_rows,
         quiet=quiet,
     )
-
-
-def _relocate_paths(report: Any, tmp: Path, final: Path) -> None:
-    from instructkit.demo import _relocate_paths as relocate
-
-    relocate(report, tmp, final)
 
 
 # ---------------------------------------------------------------- the story

@@ -25,9 +25,18 @@ def test_general_questions_are_seeded_and_test_never_in_train():
     first, again = general_qa_splits(60, 20, seed=0), general_qa_splits(60, 20, seed=0)
     assert first == again
     assert len(first["train"]) == 60 and len(first["test"]) == 20
-    train_prompts = {prompt for prompt, _ in first["train"]}
-    assert not train_prompts & {prompt for prompt, _ in first["test"]}
+    train_prompts = {prompt for prompt, _, _ in first["train"]}
+    assert not train_prompts & {prompt for prompt, _, _ in first["test"]}
     assert general_qa_splits(60, 20, seed=1) != first
+
+
+def test_general_answers_are_not_in_the_question_and_training_answers_score():
+    # an answer that occurs in its question would let `contains` pass an echo of the question
+    contains = get_metric("contains")
+    splits = general_qa_splits(200, 96, seed=0)
+    for prompt, answer, references in splits["train"] + splits["test"]:
+        assert all(contains.score_pair(prompt, ref)["contains"] == 0.0 for ref in references)
+        assert contains.score_pair(answer, references[0])["contains"] == 100.0
 
 
 def test_general_qa_dataset_is_scored_by_contains(tmp_path):
