@@ -25,14 +25,18 @@ from instructkit.errors import RenderError
 from instructkit.render.budget import TokenBudget
 from instructkit.render.fast import (
     bool_array,
+    blank_rows,
     bool_numpy,
+    gather_render,
     index_array,
+    plan_fits,
     offsets_array,
     render_batch,
     render_completions,
     repeat_text,
+    text_array,
 )
-from instructkit.render.framing import Framing
+from instructkit.render.framing import DEMO_GAP, Framing
 from instructkit.render.templates import CompiledTemplate
 
 
@@ -80,6 +84,10 @@ class BatchRenderer:
         # Not schema.empty_table(): that imports pandas (see fastrender's Arrow helpers).
         empty = pa.Table.from_batches([], schema=self.schema)
         result = BatchResult(table=empty, examples=job.table.num_rows)
+        gathered = self._render_gathered(job, result)
+        if gathered is not None:
+            result.table = gathered
+            return result
         pieces, order = [], []
         for index, template in enumerate(self.templates):
             rows = _rows_for(job, index)
@@ -92,6 +100,85 @@ class BatchRenderer:
             table = pa.concat_tables(pieces).combine_chunks()
             result.table = table.take(index_array(np.argsort(np.concatenate(order), kind="stable")))
         return result
+
+    def _render_gathered(self, job: BatchJob, result: BatchResult) -> pa.Table | None:
+        """Every template of the batch at once, straight into output order; None if it can't.
+
+        Only when each template is plain concatenation of literals and fields (no budget,
+        no demonstrations, no references to render, no chat messages): then a row's prompt
+        is the system prompt, the template's parts and the separator, and one gather per
+        column writes the rows in (example, template) order, with the same bytes as
+        rendering template by template and interleaving.
+        """
+        framing = self.framing
+        if self.budget is not None or not self._gatherable(job.table):
+            return None
+        if framing is not None and (framing.form != "text" or framing.few_shot):
+            return None
+        k, n = len(self.templates), job.table.num_rows
+        if job.assignment is None:
+            rows, which = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
+        else:
+            rows, which = np.arange(n), np.asarray(job.assignment, dtype=np.int64)
+        blanks: dict[str, np.ndarray] = {}
+
+        def blank_column(name: str) -> np.ndarray:
+            if name not in blanks:
+                blanks[name] = ~present(job.table.column(name))
+            return blanks[name]
+
+        used = np.bincount(which, minlength=k)
+        for index, template in enumerate(self.templates):
+            if not used[index]:
+                continue
+            chosen = rows if job.assignment is None else rows[which == index]
+            for block, counter in (("prompt", result.empty_prompts),
+                                   ("completion", result.empty_completions)):  # fmt: skip
+                empty = int(blank_rows(template.plans[block], job.table, blank_column)[chosen].sum())
+                if empty and self.fail_on_empty:
+                    return None  # the template-by-template path names the row
+                if empty:
+                    counter[template.template_id] += empty
+            result.counts[template.template_id] += int(used[index])
+        prompts = [self._framed_plan(t.plans["prompt"]) for t in self.templates]
+        prompt = gather_render(prompts, job.table, rows, which)
+        completion = gather_render([t.plans["completion"] for t in self.templates], job.table, rows, which)
+        count = len(rows)
+        ids = text_array([t.template_id for t in self.templates])
+        return pa.table(
+            {
+                "prompt": prompt,
+                "completion": completion,
+                "references": pa.ListArray.from_arrays(
+                    offsets_array(np.arange(count + 1)), completion
+                ),
+                "task": repeat_text(self.task, count),
+                "template_id": ids.take(index_array(which)),
+                "example_id": job.example_ids.take(index_array(rows)),
+                "source_split": repeat_text(job.source_split, count),
+                "source_index": index_array(job.source_index[rows]),
+            },
+            schema=self.schema,
+        )
+
+    def _gatherable(self, table: pa.Table) -> bool:
+        for template in self.templates:
+            if template.whole_row or not all(
+                plan_fits(template.plans[block], table) for block in ("prompt", "completion")
+            ):
+                return False
+            varied = [f for f in template.fields["completion"] if f in self.references]
+            if template.kind == "original" and varied:
+                return False
+        return True
+
+    def _framed_plan(self, plan) -> list[tuple[str, str]]:
+        """The template's prompt parts with the text form's framing around them."""
+        framing = self.framing
+        if framing is None:
+            return list(plan)
+        head = [] if framing.system is None else [("text", framing.system + DEMO_GAP)]
+        return [*head, *plan, ("text", framing.separator)]
 
     def _render_template(
         self, template: CompiledTemplate, job: BatchJob, rows: np.ndarray, result: BatchResult
