@@ -136,7 +136,7 @@ class BatchRenderer:
         for index, template in enumerate(self.templates):
             if not used[index]:
                 continue
-            chosen = rows if job.assignment is None else rows[which == index]
+            chosen = slice(None) if job.assignment is None else rows[which == index]
             for block, counter in (("prompt", result.empty_prompts),
                                    ("completion", result.empty_completions)):  # fmt: skip
                 empty = int(blank_rows(template.plans[block], job.table, blank_column)[chosen].sum())
