@@ -28,20 +28,20 @@ from instructkit.artifacts.dataset import schema_for
 from instructkit.errors import RenderError
 from instructkit.render.budget import TokenBudget
 from instructkit.render.fast import (
-    bool_array,
     blank_rows,
+    bool_array,
     bool_numpy,
     gather_render,
     index_array,
-    plan_fits,
     offsets_array,
+    plan_fits,
     render_batch,
     render_completions,
     repeat_text,
     text_array,
 )
 from instructkit.render.framing import DEMO_GAP, Framing
-from instructkit.render.templates import CompiledTemplate
+from instructkit.render.templates import CompiledTemplate, Plan
 
 
 @dataclass
@@ -125,29 +125,12 @@ class BatchRenderer:
             rows, which = np.repeat(np.arange(n), k), np.tile(np.arange(k), n)
         else:
             rows, which = np.arange(n), np.asarray(job.assignment, dtype=np.int64)
-        blanks: dict[str, np.ndarray] = {}
-
-        def blank_column(name: str) -> np.ndarray:
-            if name not in blanks:
-                blanks[name] = ~present(job.table.column(name))
-            return blanks[name]
-
-        used = np.bincount(which, minlength=k)
-        for index, template in enumerate(self.templates):
-            if not used[index]:
-                continue
-            chosen = slice(None) if job.assignment is None else rows[which == index]
-            for block, counter in (("prompt", result.empty_prompts),
-                                   ("completion", result.empty_completions)):  # fmt: skip
-                empty = int(blank_rows(template.plans[block], job.table, blank_column)[chosen].sum())
-                if empty and self.fail_on_empty:
-                    return None  # the template-by-template path names the row
-                if empty:
-                    counter[template.template_id] += empty
-            result.counts[template.template_id] += int(used[index])
-        prompts = [self._framed_plan(t.plans["prompt"]) for t in self.templates]
-        prompt = gather_render(prompts, job.table, rows, which)
-        completion = gather_render([t.plans["completion"] for t in self.templates], job.table, rows, which)
+        if not self._count_gathered(job, rows, which, result):
+            return None
+        prompt = gather_render(
+            [self._framed_plan(plan) for plan in self._plans("prompt")], job.table, rows, which
+        )
+        completion = gather_render(self._plans("completion"), job.table, rows, which)
         count = len(rows)
         ids = text_array([t.template_id for t in self.templates])
         return pa.table(
@@ -166,6 +149,39 @@ class BatchRenderer:
             schema=self.schema,
         )
 
+    def _count_gathered(
+        self, job: BatchJob, rows: np.ndarray, which: np.ndarray, result: BatchResult
+    ) -> bool:
+        """Count rows and blank prompts/completions per template; False to let the
+        template-by-template path raise the --on-empty fail error that names the row."""
+        blanks: dict[str, np.ndarray] = {}
+
+        def blank_column(name: str) -> np.ndarray:
+            if name not in blanks:
+                blanks[name] = ~present(job.table.column(name))
+            return blanks[name]
+
+        used = np.bincount(which, minlength=len(self.templates))
+        counters = {"prompt": result.empty_prompts, "completion": result.empty_completions}
+        for index, template in enumerate(self.templates):
+            if not used[index]:
+                continue
+            mine = slice(None) if job.assignment is None else rows[which == index]
+            for block, counter in counters.items():
+                plan = template.plans[block] or []
+                empty = int(blank_rows(plan, job.table, blank_column)[mine].sum())
+                if empty and self.fail_on_empty:
+                    return False
+                if empty:
+                    counter[template.template_id] += empty
+            result.counts[template.template_id] += int(used[index])
+        return True
+
+    def _plans(self, block: str) -> list[Plan]:
+        plans = [t.plans[block] for t in self.templates]
+        assert all(p is not None for p in plans)  # checked by _gatherable
+        return [p for p in plans if p is not None]
+
     def _gatherable(self, table: pa.Table) -> bool:
         for template in self.templates:
             if template.whole_row or not all(
@@ -177,7 +193,7 @@ class BatchRenderer:
                 return False
         return True
 
-    def _framed_plan(self, plan) -> list[tuple[str, str]]:
+    def _framed_plan(self, plan: Plan) -> Plan:
         """The template's prompt parts with the text form's framing around them."""
         framing = self.framing
         if framing is None:
@@ -426,7 +442,9 @@ def _map_table(path: str) -> pa.Table:
         size = os.fstat(handle.fileno()).st_size
         if size == 0:
             raise RenderError(f"A worker's batch file '{path}' is empty.")
-        mapped = mmap.mmap(handle.fileno(), size, flags=mmap.MAP_SHARED | flags, prot=mmap.PROT_READ)
+        mapped = mmap.mmap(
+            handle.fileno(), size, flags=mmap.MAP_SHARED | flags, prot=mmap.PROT_READ
+        )
     return pa.ipc.open_stream(pa.BufferReader(pa.py_buffer(mapped))).read_all()
 
 

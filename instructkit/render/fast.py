@@ -201,7 +201,9 @@ def gather_render(
     )
 
 
-def blank_rows(plan: Plan, table: pa.Table, blank_column: Callable[[str], np.ndarray]) -> np.ndarray:
+def blank_rows(
+    plan: Plan, table: pa.Table, blank_column: Callable[[str], np.ndarray]
+) -> np.ndarray:
     """Rows whose rendering of ``plan`` is blank: every literal and every field is blank."""
     blank = np.ones(table.num_rows, dtype=bool)
     for kind, value in plan:
