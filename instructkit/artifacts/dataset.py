@@ -246,6 +246,13 @@ def _open_direct(path: Path) -> int | None:
         return None
 
 
+def _pwrite(fd: int, data: Any, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # systems without pwrite (Windows)
+    return os.write(fd, data)
+
+
 class _HashingFile:
     """A binary file that hashes what is written through it: shards are never read back.
 
@@ -306,7 +313,7 @@ class _HashingFile:
         """Write through the ordinary descriptor at ``offset`` (default: the end so far)."""
         at = self._offset if offset is None else offset
         while len(view):
-            count = os.pwrite(self._fd, view, at)
+            count = _pwrite(self._fd, view, at)
             view, at = view[count:], at + count
         self._offset = at
 
