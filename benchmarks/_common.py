@@ -76,6 +76,7 @@ class ChildResult:
     stdout: str = ""
     stderr: str = ""
     probe: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 0.0  # user + system CPU seconds of the child (wait4): robust to other load
 
     def check(self) -> ChildResult:
         if self.returncode != 0:
@@ -124,6 +125,7 @@ def run_child(
         # ru_maxrss is in KiB on Linux
         peak_rss_mb=usage.ru_maxrss / 1024,
         started=started,
+        cpu_s=usage.ru_utime + usage.ru_stime,
         stdout=out_path.read_text(errors="replace"),
         stderr=err_path.read_text(errors="replace"),
     )

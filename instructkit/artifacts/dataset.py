@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import mmap
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -515,6 +516,77 @@ def list_splits(path: str | os.PathLike[str]) -> list[str]:
 
 def open_split(path: str | os.PathLike[str], split: str) -> pa.Table:
     """Memory-map one split's shards as a single Arrow table (no copy into RAM)."""
+    tables = [_read_shard(shard) for shard in _shard_paths(path, split)]
+    return pa.concat_tables(tables)
+
+
+@dataclass
+class MappedSplit:
+    """One split memory-mapped, with a way to hand back the pages the process touched.
+
+    A page read through a mapping stays counted in the process's memory (and the kernel maps
+    the neighbours of every page read, up to a whole large folio) until the mapping goes:
+    reading a few rows from each of many inputs ends up holding all of them. ``release``
+    (the whole split) and ``batch_releasers`` (one record batch each) drop mapped pages; they
+    stay in the page cache, and the table stays valid and maps again whatever is read next.
+    """
+
+    table: pa.Table
+    maps: list[mmap.mmap]
+    # per record batch of ``table`` (``to_batches()`` order): (map, first byte, end byte)
+    batch_ranges: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def release(self) -> None:
+        for pages in self.maps:
+            _drop_pages(pages, 0, len(pages))
+
+    def batch_releasers(self) -> list[Callable[[], None]]:
+        """One callable per record batch of ``table`` that drops the pages of that batch."""
+        return [
+            functools.partial(_drop_pages, self.maps[index], start, stop)
+            for index, start, stop in self.batch_ranges
+        ]
+
+
+def _drop_pages(pages: mmap.mmap, start: int, stop: int) -> None:
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None or stop <= start:  # no madvise here: the pages go with the mapping
+        return
+    start -= start % mmap.PAGESIZE
+    pages.madvise(advice, start, stop - start)
+
+
+def map_split(path: str | os.PathLike[str], split: str) -> MappedSplit:
+    """Like ``open_split``, for a reader that releases the pages it read (``MappedSplit``)."""
+    tables: list[pa.Table] = []
+    maps: list[mmap.mmap] = []
+    ranges: list[tuple[int, int, int]] = []
+    for shard in _shard_paths(path, split):
+        try:
+            with open(shard, "rb") as handle:
+                pages = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            whole = pa.py_buffer(pages)
+            table = pa.ipc.open_stream(pa.BufferReader(whole)).read_all()
+        except (OSError, ValueError, pa.ArrowInvalid) as ex:  # ValueError: an empty file
+            raise DatasetDirError(f"Shard '{shard}' cannot be read: {ex}.") from ex
+        ranges += [(len(maps), *_byte_range(b, whole.address)) for b in table.to_batches()]
+        tables.append(table)
+        maps.append(pages)
+    return MappedSplit(pa.concat_tables(tables), maps, ranges)
+
+
+def _byte_range(batch: pa.RecordBatch, base: int) -> tuple[int, int]:
+    """Where a batch's buffers lie in its mapped shard, as offsets from the start."""
+    buffers = [b for column in batch.columns for b in column.buffers() if b is not None]
+    if not buffers:
+        return 0, 0
+    return (
+        min(b.address for b in buffers) - base,
+        max(b.address + b.size for b in buffers) - base,
+    )
+
+
+def _shard_paths(path: str | os.PathLike[str], split: str) -> list[Path]:
     splits = list_splits(path)
     if split not in splits:
         raise DatasetDirError(
@@ -522,10 +594,10 @@ def open_split(path: str | os.PathLike[str], split: str) -> pa.Table:
         )
     split_dir = Path(path) / split
     state = json.loads((split_dir / "state.json").read_text())
-    tables = [_read_shard(split_dir / f["filename"]) for f in state["_data_files"]]
-    if not tables:
+    shards = [split_dir / f["filename"] for f in state["_data_files"]]
+    if not shards:
         raise DatasetDirError(f"Split '{split}' of '{path}' has no shards.")
-    return pa.concat_tables(tables)
+    return shards
 
 
 def _read_shard(path: Path) -> pa.Table:

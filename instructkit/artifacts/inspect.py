@@ -68,33 +68,83 @@ def _mixture_table(manifest: dict[str, Any]) -> str:
     return format_table(headers, rows) + tail
 
 
+# A chart shows at most this many tasks: the largest, in their order, then one "other" bar
+# for the rest. One bar per task at 500 tasks drew a 66,000-pixel-wide PNG in ~10-20 s.
+CHART_TASKS = 20
+
+
 def write_composition_chart(info: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """A PNG bar chart: target vs realized train share per task (rows per split otherwise)."""
+    """A PNG bar chart: target vs realized train share per task (rows per split otherwise).
+
+    Past CHART_TASKS tasks, the CHART_TASKS largest (by target share, or by rows) are drawn in
+    their own order and the rest are summed into one ``other (N tasks)`` bar.
+    """
+    artifact.check_output_file(path).parent.mkdir(parents=True, exist_ok=True)
+    if info["manifest"].get("kind") == "mix":
+        _mixture_chart(info["manifest"], path)
+    else:
+        _rows_chart(info, path)
+    return Path(path)
+
+
+def _mixture_chart(manifest: dict[str, Any], path: str | os.PathLike[str]) -> None:
     from instructkit.charts import grouped_bar_chart
 
-    artifact.check_output_file(path).parent.mkdir(parents=True, exist_ok=True)
-    manifest = info["manifest"]
-    if manifest.get("kind") == "mix":
-        tasks = manifest["tasks"]
-        grouped_bar_chart(
-            path,
-            [t["name"] for t in tasks],
-            {
-                "target %": [100 * t["target_share"] for t in tasks],
-                "realized %": [100 * t["realized_share"] for t in tasks],
-            },
-            title=f"Mixture composition ({manifest['total']} train rows)",
-            ylabel="share of train rows (%)",
-        )
-        return Path(path)
+    tasks = manifest["tasks"]
+    names, series = fold_small_categories(
+        [t["name"] for t in tasks],
+        {
+            "target %": [100 * t["target_share"] for t in tasks],
+            "realized %": [100 * t["realized_share"] for t in tasks],
+        },
+        [t["target_share"] for t in tasks],
+    )
+    shown = "" if len(names) == len(tasks) else f", {CHART_TASKS} largest of {len(tasks)} tasks"
+    grouped_bar_chart(
+        path,
+        names,
+        series,
+        title=f"Mixture composition ({manifest['total']} train rows{shown})",
+        ylabel="share of train rows (%)",
+    )
+
+
+def _rows_chart(info: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    from instructkit.charts import grouped_bar_chart
+
     names = sorted({t for per in info["tasks"].values() for t in per})
     if not names:
         raise DatasetDirError(f"'{info['path']}' has no 'task' column to chart.")
     series: dict[str, Sequence[float]] = {
         s: [info["tasks"][s].get(t, 0) for t in names] for s in info["tasks"]
     }
-    grouped_bar_chart(path, names, series, title="Rows per task", ylabel="rows")
-    return Path(path)
+    sizes = [sum(values[i] for values in series.values()) for i in range(len(names))]
+    shown_names, shown = fold_small_categories(names, series, sizes)
+    title = "Rows per task"
+    if len(shown_names) < len(names):
+        title += f" ({CHART_TASKS} largest of {len(names)} tasks)"
+    grouped_bar_chart(path, shown_names, shown, title=title, ylabel="rows")
+
+
+def fold_small_categories(
+    names: Sequence[str],
+    series: dict[str, Sequence[float]],
+    sizes: Sequence[float],
+    limit: int | None = None,
+) -> tuple[list[str], dict[str, Sequence[float]]]:
+    """Keep the ``limit`` largest categories (ties: the earlier one) in their order and sum
+    the rest into one last ``other (N tasks)`` category; everything when there are few."""
+    limit = CHART_TASKS if limit is None else limit
+    if len(names) <= limit:
+        return list(names), series
+    largest = sorted(range(len(names)), key=lambda i: (-sizes[i], i))[:limit]
+    keep = sorted(largest)
+    rest = sorted(set(range(len(names))) - set(keep))
+    folded = [names[i] for i in keep] + [f"other ({len(rest)} tasks)"]
+    return folded, {
+        label: [values[i] for i in keep] + [sum(values[i] for i in rest)]
+        for label, values in series.items()
+    }
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

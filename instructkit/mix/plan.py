@@ -6,6 +6,7 @@ without importing its caller.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ class TaskInput:
     train: pa.Table
     evaluation: dict[str, pa.Table]
     form: str = "text"  # text or conversational (instructkit/chat.py)
+    # Hand back the train rows' mapped pages once read (artifacts.dataset.MappedSplit): all
+    # of them, or one record batch's (one callable per batch of ``train``).
+    release_train: Callable[[], None] = field(default=lambda: None)
+    train_batch_releasers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def metrics(self) -> list[str]:
@@ -50,6 +55,8 @@ class TaskPlan:
     times_used: tuple[int, int]
     eval_rows: dict[str, int]
     tokens: int | None = None  # train tokens in the quota (prompt + completion)
+    # set when the task was too large to count whole: tokens is then quota x sampled mean
+    tokens_sampled_rows: int | None = None
 
     def to_json(self, total: int, target_total: float) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if v is not None}

@@ -412,3 +412,39 @@ def test_real_samsum_and_dialogsum_weights_3_to_1(tmp_path, shared_data_dir):
     assert Counter(train) == {"samsum": 15000, "dialogsum": 5000}
     assert_prefixes_within_one(train, {"samsum": 15000, "dialogsum": 5000})
     assert result.tasks[0].times_used == (1, 2)  # 15000 rows from fewer than 15000 examples
+
+
+def test_large_tasks_count_tokens_on_a_fixed_sample(tmp_path, monkeypatch):
+    """Past TOKEN_SAMPLE_ROWS rows a task's mean tokens per row comes from a fixed sample: the
+    tokenizer sees only that many rows, and seed and epoch still never move the quotas."""
+    from instructkit.mix import run as mix_run
+
+    monkeypatch.setattr(mix_run, "TOKEN_SAMPLE_ROWS", 16)
+    short = write_rendered(tmp_path, "short", 12)  # counted whole
+    long_texts = [f"Summarize {' '.join(['word'] * (20 + i % 9))} {i}" for i in range(60)]
+    long = write_rendered(tmp_path, "long", 60, texts=long_texts)
+    seen: list[str] = []
+
+    def count(texts: list[str]) -> list[int]:
+        seen.extend(texts)
+        return [len(t.split()) for t in texts]
+
+    def plan(seed: int, epoch: int) -> mix_run.MixResult:
+        spec = spec_for((short, {}), (long, {}), unit="tokens", tokenizer="words", seed=seed)
+        spec = load_mix_spec({**spec.to_json(), "total": 3000})
+        return mix_datasets(spec, None, dry_run=True, epoch=epoch, count_tokens=count)
+
+    seen.clear()
+    first = plan(1, 0)
+    assert len(seen) == 12 + 16  # the whole short task, a 16-row sample of the long one
+    short_plan, long_plan = first.tasks
+    assert short_plan.tokens_sampled_rows is None and long_plan.tokens_sampled_rows == 16
+    sampled = [t for t in seen if t.startswith("Summarize word")]
+    mean = sum(len(t.split()) for t in sampled) / len(sampled)
+    assert long_plan.tokens == round(long_plan.quota * mean)
+    assert "~" in mix_run.format_plan(first)  # an estimate is marked as one
+    for seed, epoch in ((2, 0), (1, 3)):
+        seen.clear()
+        again = plan(seed, epoch)
+        assert [t.quota for t in again.tasks] == [t.quota for t in first.tasks]
+        assert [t.tokens for t in again.tasks] == [t.tokens for t in first.tasks]

@@ -118,18 +118,35 @@ def test_schedule_at_500_tasks_is_exact_and_quick():
 def test_row_tokens_are_counted_in_bounded_batches(monkeypatch):
     import pyarrow as pa
 
+    from instructkit.artifacts.dataset import SCHEMA
     from instructkit.mix import run as mix_run
+    from instructkit.mix import write as mix_write
 
     monkeypatch.setattr(mix_run, "TOKEN_BATCH_ROWS", 7)
-    table = pa.table({"prompt": [f"p{i} " * (i % 5) for i in range(40)], "completion": ["c"] * 40})
+    monkeypatch.setattr(mix_write, "MAPPED_BYTES", 0)  # hand back every batch once read
+    prompts = [f"p{i} " * (i % 5) for i in range(40)]
+    rows_of = {
+        "prompt": prompts,
+        "completion": ["c"] * 40,
+        "references": [["c"]] * 40,
+        "source_index": list(range(40)),
+    }
+    columns = {f.name: rows_of.get(f.name, ["x"] * 40) for f in SCHEMA}
+    whole = pa.table(columns, schema=SCHEMA)
+    # several record batches, as a task read from several shards: rows are taken per batch
+    table = pa.Table.from_batches(whole.slice(i, 10).to_batches()[0] for i in range(0, 40, 10))
     sizes: list[int] = []
+    released: list[int] = []
+    releasers = [lambda b=b: released.append(b) for b in range(4)]
 
     def count(texts: list[str]) -> list[int]:
         sizes.append(len(texts))
         return [len(t.split()) for t in texts]
 
     rows = np.array([3, 1, 4, 15, 9, 2, 6, 5, 35, 8, 39, 0, 7, 11, 12], dtype=np.int64)
-    tokens = mix_run._row_tokens(table, rows, count)
+    tokens = mix_run._row_tokens(table, rows, count, releasers)
     assert max(sizes) == 7 and sum(sizes) == len(rows)
     expected = [len((f"p{i} " * (i % 5) + "\nc").split()) for i in rows]
     assert tokens.tolist() == expected
+    # rows 0-15 (batches 0, 1) in the first two token batches, then 35, 39 (batch 3)...
+    assert set(released) == {0, 1, 3}  # each batch read handed back; batch 2 never read
