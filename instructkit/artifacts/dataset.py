@@ -17,6 +17,7 @@ the fingerprint is derived from the shard hashes, never random.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -227,27 +228,112 @@ class SplitInfo:
         }
 
 
+# Shards bypass the page cache where the system allows it (Linux O_DIRECT): copying 1.1 GB of
+# shards into the page cache was the largest cost of a render (DialogSum x8 with every
+# template: 2.0 s of system time of 3.3 s; direct writes of the same bytes: under 0.1 s).
+# INSTRUCTKIT_DIRECT_IO=0 writes through the page cache as before; the bytes are the same.
+DIRECT_IO_ENV = "INSTRUCTKIT_DIRECT_IO"
+DIRECT_CHUNK = 8 << 20  # a multiple of any block size O_DIRECT asks offsets and lengths to be
+
+
+def _open_direct(path: Path) -> int | None:
+    """A second descriptor on ``path`` that skips the page cache, or None where none can be."""
+    flag = getattr(os, "O_DIRECT", None)
+    if flag is None or os.environ.get(DIRECT_IO_ENV, "1").strip().lower() in ("0", "false", "no"):
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | flag | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # e.g. tmpfs refuses O_DIRECT: write through the page cache
+        return None
+
+
+def _pwrite(fd: int, data: Any, offset: int) -> int:
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # systems without pwrite (Windows)
+    return os.write(fd, data)
+
+
 class _HashingFile:
-    """A binary file that hashes what is written through it: shards are never read back."""
+    """A binary file that hashes what is written through it: shards are never read back.
+
+    Whole ``DIRECT_CHUNK`` pieces go to disk through an aligned staging buffer and a direct
+    descriptor; the last partial piece, and everything where direct I/O is unavailable or
+    refused, goes through an ordinary descriptor. The file's bytes do not depend on which.
+    """
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "wb")  # closed by close(), as the IPC writer expects of a sink
+        # closed by close(), as the IPC writer expects of a sink
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o666)
+        self._direct = _open_direct(path)
+        self._stage = mmap.mmap(-1, DIRECT_CHUNK) if self._direct is not None else None
+        self._filled = 0  # bytes waiting in the staging buffer
+        self._offset = 0  # bytes already in the file
         self.digest = hashlib.sha256()
-
-    @property
-    def closed(self) -> bool:
-        return self._file.closed
+        self.closed = False
 
     def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
         with profiling.phase("  checksums (shards)", thread=True):
-            self.digest.update(data)
-        return self._file.write(data)
+            self.digest.update(view)
+        done = 0
+        while done < len(view):
+            if self._stage is None:
+                self._put(view[done:])
+                break
+            room = min(DIRECT_CHUNK - self._filled, len(view) - done)
+            self._stage[self._filled : self._filled + room] = view[done : done + room]
+            self._filled += room
+            done += room
+            if self._filled == DIRECT_CHUNK:
+                self._flush_stage()
+        return len(view)
+
+    def _flush_stage(self) -> None:
+        stage, direct = self._stage, self._direct
+        assert stage is not None and direct is not None
+        try:
+            written = os.pwrite(direct, stage, self._offset)
+        except OSError as ex:
+            if ex.errno != errno.EINVAL:
+                raise
+            written = 0  # the file system takes no direct writes after all
+        self._filled = 0
+        if written == DIRECT_CHUNK:
+            self._offset += written
+            return
+        self._stage, self._direct = None, None  # from here on, the ordinary descriptor
+        os.close(direct)
+        try:
+            self._put(memoryview(stage)[written:], self._offset + written)
+        finally:
+            stage.close()
+
+    def _put(self, view: memoryview, offset: int | None = None) -> None:
+        """Write through the ordinary descriptor at ``offset`` (default: the end so far)."""
+        at = self._offset if offset is None else offset
+        while len(view):
+            count = _pwrite(self._fd, view, at)
+            view, at = view[count:], at + count
+        self._offset = at
 
     def flush(self) -> None:
-        self._file.flush()
+        return None
 
     def close(self) -> None:
-        self._file.close()
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._stage is not None and self._filled:
+                self._put(memoryview(self._stage)[: self._filled])
+        finally:
+            if self._direct is not None:
+                os.close(self._direct)
+            if self._stage is not None:
+                self._stage.close()
+            os.close(self._fd)
 
 
 class SplitWriter:

@@ -149,3 +149,67 @@ def repeat_text(value: str, count: int) -> pa.Array:
 
 def text_scalar(value: str) -> pa.Scalar:
     return text_array([value])[0]
+
+
+# ---------------------------------------------------------------- many templates, one gather
+
+
+def plan_fits(plan: Plan | None, table: pa.Table) -> bool:
+    """Can ``plan`` be rendered for ``table`` by concatenation (see :func:`gather_render`)?"""
+    return plan is not None and _columns_fit(plan, table)
+
+
+def gather_render(
+    plans: Sequence[Plan], table: pa.Table, rows: np.ndarray, which: np.ndarray
+) -> pa.Array:
+    """Output string ``j`` is plan ``which[j]`` rendered for row ``rows[j]``, in one copy.
+
+    Every plan is padded to the same number of parts (empty literals); a single ``take`` from
+    [literals..., field columns...] then writes all parts of all outputs in output order, so
+    its data buffer is already the result and only the offsets of each output's first part
+    are kept. Rendering template by template, then interleaving, copied every byte twice more.
+    """
+    literals: dict[str, int] = {"": 0}
+    columns: dict[str, int] = {}
+    for plan in plans:
+        for kind, value in plan:
+            if kind == "text":
+                literals.setdefault(value, len(literals))
+            else:
+                columns.setdefault(value, len(columns))
+    n = table.num_rows
+    width = max(1, max(len(plan) for plan in plans))
+    base = np.zeros((len(plans), width), dtype=np.int64)  # index of the literal, or column start
+    is_field = np.zeros((len(plans), width), dtype=np.int64)
+    for p, plan in enumerate(plans):
+        for m, (kind, value) in enumerate(plan):
+            if kind == "text":
+                base[p, m] = literals[value]
+            else:
+                base[p, m] = len(literals) + columns[value] * n
+                is_field[p, m] = 1
+    values = pa.concat_arrays(
+        [text_array(list(literals)), *(_as_string(table.column(c)) for c in columns)]
+    )
+    index = base[which] + is_field[which] * rows[:, None]
+    parts = values.take(index_array(index.ravel()))
+    count = parts.offset + len(parts) + 1
+    part_offsets = np.frombuffer(parts.buffers()[1], dtype=np.int32, count=count)
+    offsets = np.ascontiguousarray(part_offsets[parts.offset :: width])
+    return pa.Array.from_buffers(
+        pa.string(), len(rows), [None, pa.py_buffer(offsets), parts.buffers()[2]]
+    )
+
+
+def blank_rows(
+    plan: Plan, table: pa.Table, blank_column: Callable[[str], np.ndarray]
+) -> np.ndarray:
+    """Rows whose rendering of ``plan`` is blank: every literal and every field is blank."""
+    blank = np.ones(table.num_rows, dtype=bool)
+    for kind, value in plan:
+        if kind == "text":
+            if value.strip(" \t\n\r\f"):  # RE2's \s, as present() tests the rendered text
+                return np.zeros(table.num_rows, dtype=bool)
+        else:
+            blank &= blank_column(value)
+    return blank

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Generator, Iterator
@@ -546,12 +547,17 @@ def write_split_rows(
     # Shards are written (IPC, hashing, the file) in a background thread while the next
     # batches render: both release the GIL for their bulk work. Same chunks, same order.
     sink = BackgroundWriter(chunks.add)
-    results = _timed(run_batches(renderer, iter_jobs(plan, plan.templates, opts), num_proc))
-    with contextlib.closing(results), sink:  # an error or Ctrl-C stops the workers at once
-        for result in results:
-            sink.put(result.table)
-            _merge(report, result)
-            bar.update(result.examples)
+    work = tmp / f".render-work-{plan.name}"  # --num-proc: the workers' batches, in order
+    jobs = iter_jobs(plan, plan.templates, opts)
+    results = _timed(run_batches(renderer, jobs, num_proc, work))
+    try:
+        with contextlib.closing(results), sink:  # an error or Ctrl-C stops the workers at once
+            for result in results:
+                sink.put(result.table)
+                _merge(report, result)
+                bar.update(result.examples)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     with profiling.phase("write shards (rest)"):
         chunks.flush()
         report.info = writer.close()
