@@ -342,7 +342,7 @@ def batch_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     """
     if not texts:
         return []
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    backend: Any = getattr(tokenizer, "backend_tokenizer", None)
     fast = getattr(backend, "encode_batch_fast", None)
     if (
         fast is None
