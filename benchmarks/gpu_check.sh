@@ -23,7 +23,9 @@
 set -u
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
-OUT=${OUT:-$(mktemp -d /tmp/gpu-check-XXXX)}
+# scratch for prepared data, models and runs (SCRATCH=... to put it elsewhere)
+SCRATCH=${SCRATCH:-${TMPDIR:-/tmp}}
+OUT=${OUT:-$(mktemp -d "$SCRATCH/gpu-check-XXXX")}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 PY=${PYTHON:-python3}
@@ -92,7 +94,7 @@ elif [ -d shared/data/dialogsum ]; then
 elif [ -d ../shared/data/dialogsum ]; then
   DATA=$(cd ../shared/data && pwd)
 else
-  DATA=/tmp/ik-gpu-data
+  DATA=$SCRATCH/ik-gpu-data
   mkdir -p "$DATA" && ln -sfn "$REPO/examples/data/dialogs" "$DATA/dialogsum"
   note "data: shipped examples/data/dialogs (599 dialogues): real DialogSum absent"
 fi
@@ -113,7 +115,7 @@ IK_VARIANTS=${IK_VARIANTS:---ik-variant bfd:packing=bfd --ik-variant pf:packing=
 # shellcheck disable=SC2086
 step 150 "bench_train tiny llama bf16" "$PY" benchmarks/bench_train.py --precision bf16 \
   --tiny-hidden 512 --tiny-layers 8 --tiny-vocab 8000 --rows 4000 --steps 40 --skip-steps 5 \
-  --batch-size 16 --work /tmp/ik-bench-train --json "$OUT/train-tiny-bf16.json" \
+  --batch-size 16 --work $SCRATCH/ik-bench-train --json "$OUT/train-tiny-bf16.json" \
   $IK_VARIANTS ${BENCH_TRAIN_ARGS:-}
 
 # 4. a real model, bf16 ----------------------------------------------------------------------
@@ -123,7 +125,7 @@ if [ -f "$MODEL_DIR/config.json" ]; then
   step 200 "bench_train real model bf16 ($MODEL_DIR)" "$PY" benchmarks/bench_train.py \
     --model "$MODEL_DIR" --precision bf16 --dtype bf16 --rows 4000 --steps 30 --skip-steps 5 \
     --batch-size 8 --max-source-length 384 --max-target-length 128 \
-    --work /tmp/ik-bench-train-real --json "$OUT/train-real-bf16.json" \
+    --work $SCRATCH/ik-bench-train-real --json "$OUT/train-real-bf16.json" \
     $IK_VARIANTS ${BENCH_TRAIN_ARGS:-}
 else
   note "SKIP real model: no config.json in '$MODEL_DIR' (set MODEL_DIR; see docs REAL-MODEL.md)"
@@ -133,16 +135,16 @@ fi
 GEN_MODEL=()
 [ -f "$MODEL_DIR/config.json" ] && GEN_MODEL=(--model "$MODEL_DIR")
 step 90 "bench_generate" "$PY" benchmarks/bench_generate.py "${GEN_MODEL[@]}" --rows 128 \
-  --batch-size 32 --max-new-tokens 64 --large-copies 1 --work /tmp/ik-bench-gen \
+  --batch-size 32 --max-new-tokens 64 --large-copies 1 --work $SCRATCH/ik-bench-gen \
   --json "$OUT/generate.json"
 
 # 6. two processes, when there are two GPUs ---------------------------------------------------
 if [ "${NGPU:-0}" -ge 2 ]; then
   step 120 "train --accelerate-config ddp, 2 processes" "$PY" -m instructkit train \
-    /tmp/ik-bench-train/mix-4000 -b lora -m /tmp/ik-bench-train/tiny-llama-h512-l8-v8000 \
-    --out /tmp/ik-ddp --overwrite -q --accelerate-config ddp --num-processes 2 \
+    $SCRATCH/ik-bench-train/mix-4000 -b lora -m $SCRATCH/ik-bench-train/tiny-llama-h512-l8-v8000 \
+    --out $SCRATCH/ik-ddp --overwrite -q --accelerate-config ddp --num-processes 2 \
     -o max_steps=20 -o precision=bf16 -o packing=bfd -o save_steps=1000000
-  cp /tmp/ik-ddp/instructkit-train.json "$OUT/ddp-run-record.json" 2>/dev/null \
+  cp $SCRATCH/ik-ddp/instructkit-train.json "$OUT/ddp-run-record.json" 2>/dev/null \
     || note "two-process run: no run record"
 else
   note "SKIP two-process run: $NGPU GPU(s)"
