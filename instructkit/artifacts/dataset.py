@@ -23,7 +23,9 @@ import hashlib
 import json
 import mmap
 import os
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,86 +256,201 @@ def _pwrite(fd: int, data: Any, offset: int) -> int:
     return os.write(fd, data)
 
 
+STAGES = 3  # staging buffers: one filling while one is hashed and written, one spare
+
+
 class _HashingFile:
     """A binary file that hashes what is written through it: shards are never read back.
 
-    Whole ``DIRECT_CHUNK`` pieces go to disk through an aligned staging buffer and a direct
-    descriptor; the last partial piece, and everything where direct I/O is unavailable or
-    refused, goes through an ordinary descriptor. The file's bytes do not depend on which.
+    Bytes are copied into ``DIRECT_CHUNK`` staging buffers. Each full buffer is hashed by one
+    background thread and written by another (through a direct descriptor where the system
+    allows it, at an aligned offset), while the caller fills the next: on DialogSum x8 the
+    sha256 of 1.1 GB (0.63 s) and the disk writes (0.55 s) used to follow each other and the
+    IPC serialisation in one thread. The last partial buffer, and every piece a file system
+    refuses to write directly, goes through an ordinary descriptor. The file's bytes and the
+    digest do not depend on which, nor on the threads: both threads take buffers in order.
     """
 
     def __init__(self, path: Path) -> None:
         # closed by close(), as the IPC writer expects of a sink
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o666)
-        self._direct = _open_direct(path)
-        self._stage = mmap.mmap(-1, DIRECT_CHUNK) if self._direct is not None else None
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o666)
+        self._stages = _StagePipeline(fd, _open_direct(path))
+        self._stage = self._stages.take_free()
         self._filled = 0  # bytes waiting in the staging buffer
-        self._offset = 0  # bytes already in the file
-        self.digest = hashlib.sha256()
         self.closed = False
+
+    @property
+    def digest(self) -> Any:
+        return self._stages.digest
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
-        with profiling.phase("  checksums (shards)", thread=True):
-            self.digest.update(view)
         done = 0
         while done < len(view):
-            if self._stage is None:
-                self._put(view[done:])
-                break
             room = min(DIRECT_CHUNK - self._filled, len(view) - done)
             self._stage[self._filled : self._filled + room] = view[done : done + room]
             self._filled += room
             done += room
             if self._filled == DIRECT_CHUNK:
-                self._flush_stage()
+                self._stages.submit(self._stage)
+                self._stage = self._stages.take_free()
+                self._filled = 0
         return len(view)
-
-    def _flush_stage(self) -> None:
-        stage, direct = self._stage, self._direct
-        assert stage is not None and direct is not None
-        try:
-            written = os.pwrite(direct, stage, self._offset)
-        except OSError as ex:
-            if ex.errno != errno.EINVAL:
-                raise
-            written = 0  # the file system takes no direct writes after all
-        self._filled = 0
-        if written == DIRECT_CHUNK:
-            self._offset += written
-            return
-        self._stage, self._direct = None, None  # from here on, the ordinary descriptor
-        os.close(direct)
-        try:
-            self._put(memoryview(stage)[written:], self._offset + written)
-        finally:
-            stage.close()
-
-    def _put(self, view: memoryview, offset: int | None = None) -> None:
-        """Write through the ordinary descriptor at ``offset`` (default: the end so far)."""
-        at = self._offset if offset is None else offset
-        while len(view):
-            count = _pwrite(self._fd, view, at)
-            view, at = view[count:], at + count
-        self._offset = at
 
     def flush(self) -> None:
         return None
 
     def close(self) -> None:
+        """Wait for the full buffers, then hash and write the tail; raise what went wrong."""
         if self.closed:
             return
         self.closed = True
+        self._stages.finish(memoryview(self._stage)[: self._filled])
+
+    def abort(self) -> None:
+        """Stop the threads and close the descriptors without finishing the file."""
+        self.closed = True
+        self._stages.stop()
+
+    def __del__(self) -> None:  # a writer dropped on an error must not leave its threads
+        if not getattr(self, "closed", True):
+            self.abort()
+
+
+class _StagePipeline:
+    """The background half of a shard file: hashes and writes full buffers, each in order.
+
+    A buffer returns to the free list when both threads are done with it. An error in either
+    thread is kept and raised to the writer at its next buffer; the threads keep draining so
+    that the writer never waits forever.
+    """
+
+    def __init__(self, fd: int, direct: int | None) -> None:
+        self.fd, self.direct = fd, direct
+        self.digest = hashlib.sha256()
+        self.offset = 0  # where the next full buffer goes in the file
+        self.error: BaseException | None = None
+        self._free: queue.Queue = queue.Queue()
+        for _ in range(STAGES):
+            self._free.put(mmap.mmap(-1, DIRECT_CHUNK))
+        self._owners: dict[int, int] = {}  # buffer -> threads still using it
+        self._lock = threading.Lock()
+        self._hash_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._write_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []  # started with the first full buffer
+        self._closed = False
+
+    def take_free(self) -> mmap.mmap:
+        stage = self._free.get()
+        self._raise_error()
+        return stage
+
+    def submit(self, stage: mmap.mmap) -> None:
+        if not self._threads:
+            self._start()
+        with self._lock:
+            self._owners[id(stage)] = 2
+        self._hash_queue.put(stage)
+        self._write_queue.put((stage, self.offset))
+        self.offset += DIRECT_CHUNK
+
+    def finish(self, tail: memoryview) -> None:
         try:
-            if self._stage is not None and self._filled:
-                self._put(memoryview(self._stage)[: self._filled])
+            self._join()
+            self._raise_error()
+            with profiling.phase("  checksums (shards)", thread=True):
+                self.digest.update(tail)
+            self._write_ordinary(tail, self.offset)
         finally:
-            if self._direct is not None:
-                os.close(self._direct)
-            if self._stage is not None:
-                self._stage.close()
-            os.close(self._fd)
+            self._close_files()
+
+    def stop(self) -> None:
+        self.error = self.error or RuntimeError("shard writing stopped")
+        try:
+            self._join()
+        finally:
+            self._close_files()
+
+    # ------------------------------------------------------------ the threads
+
+    def _start(self) -> None:
+        for target, name in ((self._hash_loop, "hash"), (self._write_loop, "write")):
+            thread = threading.Thread(target=target, name=f"instructkit-shard-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _hash_loop(self) -> None:
+        while (stage := self._hash_queue.get()) is not None:
+            if self.error is None:
+                try:
+                    with profiling.phase("  checksums (shards)", thread=True):
+                        self.digest.update(stage)
+                except BaseException as ex:  # raised in the writer's thread
+                    self.error = ex
+            self._release(stage)
+
+    def _write_loop(self) -> None:
+        while (item := self._write_queue.get()) is not None:
+            stage, offset = item
+            if self.error is None:
+                try:
+                    with profiling.phase("  disk writes (shards)", thread=True):
+                        self._write_full(stage, offset)
+                except BaseException as ex:
+                    self.error = ex
+            self._release(stage)
+
+    def _release(self, stage: mmap.mmap) -> None:
+        with self._lock:
+            self._owners[id(stage)] -= 1
+            done = self._owners[id(stage)] == 0
+        if done:
+            self._free.put(stage)
+
+    def _write_full(self, stage: mmap.mmap, offset: int) -> None:
+        written = 0
+        if self.direct is not None:
+            try:
+                written = os.pwrite(self.direct, stage, offset)
+            except OSError as ex:
+                if ex.errno != errno.EINVAL:
+                    raise
+            if written == DIRECT_CHUNK:
+                return
+            os.close(self.direct)  # the file system takes no direct writes after all
+            self.direct = None
+        self._write_ordinary(memoryview(stage)[written:], offset + written)
+
+    def _write_ordinary(self, view: memoryview, at: int) -> None:
+        while len(view):
+            count = _pwrite(self.fd, view, at)
+            view, at = view[count:], at + count
+
+    # ------------------------------------------------------------ ending
+
+    def _join(self) -> None:
+        if self._threads:
+            self._hash_queue.put(None)
+            self._write_queue.put(None)
+            for thread in self._threads:
+                thread.join()
+            self._threads = []
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _close_files(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.direct is not None:
+            os.close(self.direct)
+            self.direct = None
+        os.close(self.fd)
+        while not self._free.empty():
+            self._free.get_nowait().close()
 
 
 class SplitWriter:
@@ -362,6 +479,19 @@ class SplitWriter:
         self._shard_rows = 0
         self._shard_bytes = 0
         self._parts: list[tuple[Path, int, _HashingFile]] = []
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop after an error: the open shard's threads end and its descriptors close."""
+        if self._file is not None:
+            self._file.abort()
+        self._writer, self._file = None, None
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Append rows; the batch's columns must match the split's schema."""
@@ -465,10 +595,10 @@ def write_split(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> SplitInfo:
     """Write one split from an iterable of batches and return what was written."""
-    writer = SplitWriter(dataset_dir, split, schema, rows_per_shard, max_shard_bytes)
-    for batch in batches:
-        writer.write(batch)
-    return writer.close()
+    with SplitWriter(dataset_dir, split, schema, rows_per_shard, max_shard_bytes) as writer:
+        for batch in batches:
+            writer.write(batch)
+        return writer.close()
 
 
 def write_dataset_dict(dataset_dir: Path, splits: Iterable[str]) -> None:

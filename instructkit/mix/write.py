@@ -161,14 +161,14 @@ def _write_train(
         tmp, "train", schema, rows_per_shard=artifact.rows_per_shard(total, num_shards)
     )
     checker = PrefixChecker([d.quota for d in draws])
-    with progress_bar(total, "mix train", quiet) as bar:
+    with writer, progress_bar(total, "mix train", quiet) as bar:
         for task_ids, chunk in _ahead(_train_chunks(inputs, draws)):
             with profiling.phase("  write train shards"):
                 writer.write(chunk)
             checker.update(task_ids)
             bar.update(len(task_ids))
-    result.max_prefix_deviation = checker.worst / total if total else 0.0
-    return writer.close()
+        result.max_prefix_deviation = checker.worst / total if total else 0.0
+        return writer.close()
 
 
 def _train_chunks(

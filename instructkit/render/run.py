@@ -551,16 +551,17 @@ def write_split_rows(
     jobs = iter_jobs(plan, plan.templates, opts)
     results = _timed(run_batches(renderer, jobs, num_proc, work))
     try:
-        with contextlib.closing(results), sink:  # an error or Ctrl-C stops the workers at once
-            for result in results:
-                sink.put(result.table)
-                _merge(report, result)
-                bar.update(result.examples)
+        with writer:  # on an error the open shard's threads stop too
+            with contextlib.closing(results), sink:  # an error or Ctrl-C stops the workers
+                for result in results:
+                    sink.put(result.table)
+                    _merge(report, result)
+                    bar.update(result.examples)
+            with profiling.phase("write shards (rest)"):
+                chunks.flush()
+                report.info = writer.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    with profiling.phase("write shards (rest)"):
-        chunks.flush()
-        report.info = writer.close()
     return report
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -110,3 +111,41 @@ def test_other_direct_write_errors_are_raised(tmp_path, monkeypatch, small_chunk
     monkeypatch.setattr(dataset.os, "pwrite", pwrite)
     with pytest.raises(OSError, match="No space left"):
         _write(tmp_path / "full", _table(1500))
+
+
+def _shard_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("instructkit-shard")]
+
+
+def test_hashing_and_writing_threads_end_with_the_shard(tmp_path, small_chunks):
+    table = _table(2000)
+    files, hashes = _write(tmp_path / "a", table)
+    assert not _shard_threads()
+    # the digest covers every byte in order although a thread hashed the full pieces
+    assert hashes == [hashlib.sha256(files["data-00000-of-00001.arrow"]).hexdigest()]
+
+
+def test_a_hashing_error_reaches_the_writer(tmp_path, monkeypatch, small_chunks):
+    class BrokenDigest:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def update(self, data) -> None:
+            self.calls += 1
+            if self.calls == 3:
+                raise MemoryError("hashing failed")
+
+    monkeypatch.setattr(dataset.hashlib, "sha256", BrokenDigest)
+    with pytest.raises(MemoryError, match="hashing failed"):
+        _write(tmp_path / "broken", _table(3000))
+    assert not _shard_threads()
+
+
+def test_an_abandoned_writer_stops_its_threads(tmp_path, small_chunks):
+    writer = dataset.SplitWriter(tmp_path, "train")
+    with pytest.raises(RuntimeError, match="stop here"):
+        with writer:
+            writer.write(_table(3000))
+            assert _shard_threads()  # full pieces went to the threads
+            raise RuntimeError("stop here")
+    assert not _shard_threads()
