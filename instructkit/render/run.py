@@ -8,6 +8,7 @@ then streams batches through the renderer into Arrow shards inside an atomic out
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import shutil
@@ -549,7 +550,8 @@ def write_split_rows(
     sink = BackgroundWriter(chunks.add)
     work = tmp / f".render-work-{plan.name}"  # --num-proc: the workers' batches, in order
     jobs = iter_jobs(plan, plan.templates, opts)
-    results = _timed(run_batches(renderer, jobs, num_proc, work))
+    restore = functools.partial(restore_job, plan)
+    results = _timed(run_batches(renderer, jobs, num_proc, work, restore))
     try:
         with writer:  # on an error the open shard's threads stop too
             with contextlib.closing(results), sink:  # an error or Ctrl-C stops the workers
@@ -586,7 +588,7 @@ def iter_jobs(
     """Kept rows of each source split in batches, with their slice of the assignment."""
     needed = _needed_columns(plan, templates)
     done = 0
-    for split, mask, ids in plan.members:
+    for member, (split, mask, ids) in enumerate(plan.members):
         offset = 0
         for table in split.batches(opts.batch_size, needed):
             window = mask[offset : offset + table.num_rows]
@@ -604,9 +606,23 @@ def iter_jobs(
                     source_split=split.name,
                     source_index=index + offset,
                     assignment=assignment,
+                    origin=(member, offset, table.num_rows, needed) if split.in_memory else None,
                 )
                 done += len(index)
             offset += table.num_rows
+
+
+def restore_job(plan: SplitPlan, job: BatchJob) -> BatchJob:
+    """A job's rows read again from its split, in a worker that inherited the split."""
+    assert job.origin is not None
+    member, start, length, columns = job.origin
+    split, _, ids = plan.members[member]
+    table = split.rows_at(start, length, columns)
+    example_ids = ids.slice(start, length)
+    if len(job.source_index) != length:  # some rows were not kept
+        rows = index_array(job.source_index - start)
+        table, example_ids = table.take(rows), example_ids.take(rows)
+    return replace(job, table=table, example_ids=example_ids)
 
 
 def _needed_columns(plan: SplitPlan, templates: list[CompiledTemplate]) -> list[str] | None:

@@ -73,6 +73,18 @@ class RawSplit:
         for batch in self._raw_batches(batch_size, wanted):
             yield self._apply_aliases(pa.Table.from_batches([batch]))
 
+    @property
+    def in_memory(self) -> bool:
+        return self.table is not None
+
+    def rows_at(self, start: int, length: int, columns: list[str] | None = None) -> pa.Table:
+        """Rows ``start`` to ``start + length`` of a split held in memory, as :meth:`batches`
+        yields them when it yields that batch."""
+        assert self.table is not None
+        wanted = None if columns is None else self._source_columns(columns)
+        table = self.table if wanted is None else self.table.select(wanted)
+        return self._apply_aliases(pa.Table.from_batches(table.slice(start, length).to_batches()))
+
     def _raw_batches(self, batch_size: int, columns: list[str] | None) -> Iterator[pa.RecordBatch]:
         if self.table is not None:
             table = self.table if columns is None else self.table.select(columns)
