@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     REPO,
     SHARED_DATA,
+    compile_bytecode,
     fmt,
     instructkit_cmd,
     library_versions,
@@ -181,6 +182,7 @@ def main() -> int:
     if args.jinja:
         pack = jinja_pack(REPO / "templates" / "dialogsum", args.work / "dialogsum-jinja")
         args.ik_arg += ["--templates", str(pack)]
+    compile_bytecode()
     phase_flag = {"auto": None, "none": None}.get(args.phase_flag, args.phase_flag)
     if args.phase_flag == "auto":
         phase_flag = detect_phase_flag()

@@ -145,6 +145,35 @@ def test_streamed_jsonl_memory_is_bounded_by_a_block(tmp_path, monkeypatch):
     assert peak < whole / 8, (peak, whole)
 
 
+def test_the_streaming_reader_stays_a_few_blocks_ahead(tmp_path, monkeypatch):
+    # Arrow's reader thread read the whole file ahead of a slow consumer (x80: 800 MB)
+    _spill_everything(monkeypatch, block=1 << 12)
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{i} " + "w" * 200}) + "\n" for i in range(6000)))
+    lead = {"read": 0, "taken": 0, "most": 0}
+    paced = sources._PacedReader
+    monkeypatch.setattr(paced, "PATIENCE_S", 30.0)  # a lead beyond the permits would hang
+
+    class Counting(paced):
+        def _read(self, size):
+            block = super()._read(size)
+            lead["read"] += bool(block)
+            lead["most"] = max(lead["most"], lead["read"] - lead["taken"])
+            return block
+
+        def consumed(self):
+            lead["taken"] += 1
+            super().consumed()
+
+    monkeypatch.setattr(sources, "_PacedReader", Counting)
+    digest = hashlib.sha256()
+    split = sources.read_file_split(path, "train", digest=digest)
+    assert split.spill is not None and split.num_rows == 6000
+    assert lead["taken"] > 100  # many blocks went through
+    assert lead["most"] <= paced.AHEAD + 1, lead
+    assert digest.hexdigest() == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_streaming_falls_back_to_the_whole_file_when_a_type_changes(tmp_path, monkeypatch):
     _spill_everything(monkeypatch, block=1 << 12)
     rows = [{"a": "x", "n": 1}] * 300 + [{"a": "y", "n": 1.5}] * 300  # int64, then double
