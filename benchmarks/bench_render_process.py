@@ -15,6 +15,9 @@ preset's file layout), every template of the dialogsum pack (`--assignment all`)
   user runs it. If `render --help` offers a phase profile flag (--profile, --timings or
   --phases), one more run per --num-proc passes it and its phase lines are printed (not
   counted in the timings). The checkout is byte-compiled first, as pip does on install.
+  Each round runs it cold (its input cache emptied: the JSON Lines file is parsed and hashed)
+  and warm (the parsed input kept by the cold run: a re-render of the same data); both are
+  reported (--input-cache picks one).
 - baseline, also a fresh process: json.loads per line, the pack's .jinja files compiled once
   (the same sandboxed, strict environment options), each row rendered through every
   template's `prompt` and `completion` blocks in a Python loop, then
@@ -43,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     REPO,
     SHARED_DATA,
+    child_env,
     compile_bytecode,
     fmt,
     instructkit_cmd,
@@ -66,8 +70,18 @@ def detect_phase_flag() -> str | None:
 
 
 def run_instructkit(
-    replica: Path, out: Path, num_proc: int, phase_flag: str | None, extra: list[str]
+    replica: Path,
+    out: Path,
+    num_proc: int,
+    phase_flag: str | None,
+    extra: list[str],
+    cache: Path,
+    cold: bool,
 ) -> dict[str, Any]:
+    """One render in a fresh process; ``cold``: its input cache emptied first (the input is
+    parsed and hashed), else the entry the previous run left is used (a re-render)."""
+    if cold:
+        shutil.rmtree(cache, ignore_errors=True)
     cli = [
         "render", "dialogsum", "--data-dir", str(replica), "--splits", "train",
         "--assignment", "all", "--num-proc", str(num_proc), "--out", str(out), "--overwrite",
@@ -76,7 +90,8 @@ def run_instructkit(
         cli.append(phase_flag)
     else:
         cli.append("-q")
-    result = run_child(instructkit_cmd(*cli, *extra)).check()
+    env = child_env({"INSTRUCTKIT_CACHE": str(cache)})
+    result = run_child(instructkit_cmd(*cli, *extra), env=env).check()
     manifest = json.loads((out / "instructkit.json").read_text())
     pairs = manifest["splits"]["train"]["num_rows"]
     record = {"wall_s": result.seconds, "peak_rss_mb": result.peak_rss_mb, "pairs": pairs}
@@ -166,6 +181,12 @@ def main() -> int:
     parser.add_argument("--ik-arg", action="append", default=[], help="extra render argument")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--jinja", action="store_true", help="per-row Jinja pack (see above)")
+    parser.add_argument(
+        "--input-cache",
+        choices=["both", "cold", "warm"],
+        default="both",
+        help="instructkit runs with its input cache emptied (cold), kept (warm), or both",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="--scale 1 --repeats 1")
     parser.add_argument("--baseline-child", help=argparse.SUPPRESS)
@@ -179,6 +200,7 @@ def main() -> int:
     if not need_data(source, "DialogSum"):
         return 0
     scales = [int(s) for s in args.scales.split(",") if s] or [args.scale]
+    modes = ["cold", "warm"] if args.input_cache == "both" else [args.input_cache]
     procs = [int(p) for p in args.num_proc.split(",") if p]
     if args.jinja:
         pack = jinja_pack(REPO / "templates" / "dialogsum", args.work / "dialogsum-jinja")
@@ -199,7 +221,10 @@ def main() -> int:
             flush=True,
         )
         base_runs = []
-        ours_runs: dict[int, list[dict[str, Any]]] = {p: [] for p in procs}
+        sides = [(p, mode == "cold") for p in procs for mode in modes]
+        ours_runs: dict[tuple[int, bool], list[dict[str, Any]]] = {side: [] for side in sides}
+        cache = args.work / "ik-cache"  # instructkit's cache for these runs only
+        out = args.work / "ik-out"
         for _ in range(args.repeats):  # interleaved, so that load drifts hit both sides
             if not args.no_baseline:
                 base_runs.append(
@@ -207,15 +232,15 @@ def main() -> int:
                         replica, args.work / "baseline-out", REPO / "templates" / "dialogsum"
                     )
                 )
-            for p in procs:  # timed as users run it: -q, no profile
-                ours_runs[p].append(
-                    run_instructkit(replica, args.work / "ik-out", p, None, args.ik_arg)
+            for p, cold in sides:  # timed as users run it: -q, no profile
+                ours_runs[p, cold].append(
+                    run_instructkit(replica, out, p, None, args.ik_arg, cache, cold)
                 )
         profiled = {}  # one more run each with the phase profile, not in the timings
         if phase_flag:
-            for p in procs:
-                profiled[p] = run_instructkit(
-                    replica, args.work / "ik-out", p, phase_flag, args.ik_arg
+            for p, cold in sides:
+                profiled[p, cold] = run_instructkit(
+                    replica, out, p, phase_flag, args.ik_arg, cache, cold
                 )
         base = None
         if base_runs:
@@ -235,7 +260,7 @@ def main() -> int:
             )  # fmt: skip
             phases = ", ".join(f"{k} {v:.1f}s" for k, v in base["phases"].items())
             print(f"  baseline phases: {phases}")
-        for p, runs in ours_runs.items():
+        for (p, cold), runs in ours_runs.items():
             ours = {
                 "wall_s": median([r["wall_s"] for r in runs]),
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
@@ -244,22 +269,24 @@ def main() -> int:
             }
             table.append(
                 [
-                    f"x{scale}", "instructkit render", str(p), f"{ours['pairs']:,}",
+                    f"x{scale}", f"instructkit render ({'cold' if cold else 'warm'})", str(p),
+                    f"{ours['pairs']:,}",
                     fmt(ours["wall_s"], ".1f"), fmt(ours["pairs"] / ours["wall_s"]),
                     f"{base['wall_s'] / ours['wall_s']:.2f}x" if base else "-",
                     fmt(ours["peak_rss_mb"]),
                 ]
             )  # fmt: skip
-            if p in profiled and profiled[p].get("phase_output"):
-                ours["profiled_run"] = profiled[p]
-                print(f"  instructkit phases (num_proc={p}; a separate run with {phase_flag}):")
-                for line in profiled[p]["phase_output"]:
+            side = "cold" if cold else "warm"
+            if profiled.get((p, cold), {}).get("phase_output"):
+                ours["profiled_run"] = profiled[p, cold]
+                print(f"  instructkit phases ({side}, num_proc={p}; a run with {phase_flag}):")
+                for line in profiled[p, cold]["phase_output"]:
                     print(f"    {line}")
             if base and base["pairs"] != ours["pairs"]:
                 print(f"  NOTE: pair counts differ: baseline {base['pairs']}, ours {ours['pairs']}")
             results.append(
-                {"scale": scale, "dialogues": dialogues, "num_proc": p, "instructkit": ours,
-                 "baseline": base}
+                {"scale": scale, "dialogues": dialogues, "num_proc": p, "input_cache": side,
+                 "instructkit": ours, "baseline": base}
             )  # fmt: skip
     print()
     print_table(
@@ -268,7 +295,12 @@ def main() -> int:
     )
     if len(scales) >= 2:
         for p in procs:
-            by_scale = {r["scale"]: r for r in results if r["num_proc"] == p}
+            by_scale = {
+                r["scale"]: r
+                for r in results
+                if r["num_proc"] == p
+                and r["input_cache"] == ("cold" if "cold" in modes else "warm")
+            }
             lo, hi = min(by_scale), max(by_scale)
             peaks = {s: r["instructkit"]["peak_rss_mb"] for s, r in by_scale.items()}
             print(f"num_proc={p}: peak RSS x{hi} / x{lo} = {peaks[hi] / peaks[lo]:.2f}")

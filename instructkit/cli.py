@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+import instructkit._cli_env  # noqa: F401 - first: allocator options before pyarrow loads
 from instructkit import __version__
 from instructkit.errors import InstructkitError, Terminated
 from instructkit.plugins import (

@@ -271,11 +271,11 @@ class _HashingFile:
     digest do not depend on which, nor on the threads: both threads take buffers in order.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, hashed: bool = True) -> None:
         # closed by close(), as the IPC writer expects of a sink
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o666)
-        self._stages = _StagePipeline(fd, _open_direct(path))
+        self._stages = _StagePipeline(fd, _open_direct(path), hashed)
         self._stage = self._stages.take_free()
         self._filled = 0  # bytes waiting in the staging buffer
         self.closed = False
@@ -351,8 +351,9 @@ class _StagePipeline:
     that the writer never waits forever.
     """
 
-    def __init__(self, fd: int, direct: int | None) -> None:
+    def __init__(self, fd: int, direct: int | None, hashed: bool = True) -> None:
         self.fd, self.direct = fd, direct
+        self.hashed = hashed
         self.digest = hashlib.sha256()
         self.offset = 0  # where the next full buffer goes in the file
         self.error: BaseException | None = None
@@ -375,8 +376,9 @@ class _StagePipeline:
         if not self._threads:
             self._start()
         with self._lock:
-            self._owners[id(stage)] = 2
-        self._hash_queue.put(stage)
+            self._owners[id(stage)] = 2 if self.hashed else 1
+        if self.hashed:
+            self._hash_queue.put(stage)
         self._write_queue.put((stage, self.offset))
         self.offset += DIRECT_CHUNK
 
@@ -384,8 +386,9 @@ class _StagePipeline:
         try:
             self._join()
             self._raise_error()
-            with profiling.phase("  checksums (shards)", thread=True):
-                self.digest.update(tail)
+            if self.hashed:
+                with profiling.phase("  checksums (shards)", thread=True):
+                    self.digest.update(tail)
             self._write_ordinary(tail, self.offset)
         finally:
             self._close_files()
@@ -400,7 +403,10 @@ class _StagePipeline:
     # ------------------------------------------------------------ the threads
 
     def _start(self) -> None:
-        for target, name in ((self._hash_loop, "hash"), (self._write_loop, "write")):
+        loops = [(self._write_loop, "write")]
+        if self.hashed:
+            loops.append((self._hash_loop, "hash"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"instructkit-shard-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -476,6 +482,12 @@ class _StagePipeline:
         os.close(self.fd)
         while not self._free.empty():
             _keep_stage(self._free.get_nowait())
+
+
+def direct_file(path: Path) -> Any:
+    """A binary sink for large files written once (e.g. by ``pa.ipc.new_file``): past the
+    page cache where the system allows it, in a background thread, like shards (no digest)."""
+    return _HashingFile(path, hashed=False)
 
 
 class SplitWriter:

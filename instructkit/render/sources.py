@@ -254,10 +254,26 @@ def from_files(files: dict[str, Path], origin: str, key_column: str | None = Non
     for split, path in files.items():
         if not path.is_file():
             raise SourceError(f"Data file '{path}' for split '{split}' does not exist.")
-        digest = hashlib.sha256()
-        splits[split] = read_file_split(path, split, key_column, digest)
-        inputs.append({"split": split, "path": str(path), "sha256": digest.hexdigest()})
+        splits[split], sha256 = _read_file_split_cached(path, split, key_column)
+        inputs.append({"split": split, "path": str(path), "sha256": sha256})
     return RawDataset(splits=splits, inputs=inputs, source=origin)
+
+
+def _read_file_split_cached(path: Path, split: str, key_column: str | None) -> tuple[RawSplit, str]:
+    """:func:`read_file_split` and the file's sha256; JSON Lines read whole go through the
+    input cache (:mod:`instructkit.render.input_cache`)."""
+    from instructkit.render import input_cache
+
+    size = path.stat().st_size
+    cacheable = path.suffix == ".jsonl" and input_cache.MIN_BYTES <= size < SPILL_BYTES
+    if cacheable and (hit := input_cache.load(path, JSON_BLOCK_BYTES)) is not None:
+        table, sha256 = hit
+        return RawSplit(split, str(path), table=table, key_column=key_column), sha256
+    digest = hashlib.sha256()
+    raw = read_file_split(path, split, key_column, digest)
+    if cacheable and raw.table is not None:
+        input_cache.save(path, JSON_BLOCK_BYTES, raw.table, digest.hexdigest())
+    return raw, digest.hexdigest()
 
 
 def read_file_split(
