@@ -64,7 +64,8 @@ def _identity(path: Path, block_bytes: int) -> dict[str, Any]:
 
 
 def _entry(identity: dict[str, Any]) -> Path:
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+    text = json.dumps(identity, sort_keys=True, allow_nan=False)
+    key = hashlib.sha256(text.encode()).hexdigest()[:32]
     return _folder() / key
 
 
@@ -118,7 +119,7 @@ def _write_entry(identity: dict[str, Any], table: pa.Table, sha256: str) -> None
                 writer.write_batch(batch)
         sink.close()
         meta = {**identity, "num_rows": table.num_rows, "sha256": sha256}
-        (tmp / META).write_text(json.dumps(meta, sort_keys=True, indent=2) + "\n")
+        (tmp / META).write_text(json.dumps(meta, sort_keys=True, indent=2, allow_nan=False) + "\n")
         os.rename(tmp, entry)
     except Exception:  # noqa: BLE001 - best effort: a cache we cannot write is no cache
         shutil.rmtree(tmp, ignore_errors=True)
