@@ -9,6 +9,9 @@ explicit ``ARROW_DEFAULT_MEMORY_POOL`` is left as the user set it.
 Freed pages are kept for 10 s instead of Arrow's 1 s before they go back to the system: a
 render frees and reallocates a batch's buffers many times a second, and at 1 s jemalloc still
 purged (and the kernel re-zeroed) about 40% of them (DialogSum x8: 290k page faults -> 170k).
+That call (``pa.jemalloc_set_decay_ms``) only reaches arenas jemalloc creates afterwards, and
+large buffers kept going back: the command line therefore sets jemalloc's options before
+pyarrow loads it (:mod:`instructkit._cli_env`, freed pages kept for the process's life).
 """
 
 from __future__ import annotations
