@@ -390,9 +390,12 @@ class FixedChunks:
         # the reference's pending tables: the rest of its last combined table, then the tables
         # added since; here each is kept as (table, start, length) pieces of what was added
         self.pending: list[list[tuple[pa.Table, int, int]]] = []
+        self.rest_pending = False  # pending[0] is such a rest
         self.count = 0
-        # where the pending rest came from: the last chunked rows and where the rest starts
-        self.rest_source: tuple[list[tuple[pa.Table, int, int]], int] | None = None
+        # the pending rest's origin in the reference: the one table it combined last, when
+        # that was a single table (``combine_chunks`` returned it) and the rest is its end;
+        # None when the reference concatenated tables (exact buffers) or nothing is pending
+        self.rest_table: tuple[pa.Table, int] | None = None
 
     def add(self, table: pa.Table) -> None:
         if any(column.num_chunks != 1 for column in table.columns):
@@ -421,21 +424,22 @@ class FixedChunks:
                 self.write(chunk)
         rest = _cut(pieces, full, total - full)
         self.pending = [rest] if rest else []
-        self.rest_source = (pieces, full) if rest else None
+        self.rest_pending = bool(rest)
+        self.rest_table = (pieces[0][0], full) if rest and len(pieces) == 1 else None
         self.count = total - full
 
     def _whole(self, pieces: list[tuple[pa.Table, int, int]]) -> pa.Table:
         """Every pending row as the reference's combined table holds them."""
         if len(self.pending) > 1:
             return _combine(pieces, force=False)
-        if self.rest_source is None:  # one table added, none chunked: combine_chunks = itself
+        if not self.rest_pending:  # one table added, none chunked: combine_chunks = itself
             return pieces[0][0]
-        # the rest alone: the reference's is the end of its last combined table
-        chunk = _chunk(pieces, 0, self.count, self.count)
-        if chunk is not None:
-            return chunk
-        source, start = self.rest_source
-        return _combine(source, force=False).slice(start)
+        # the rest alone, the end of the reference's last combined table: of the one table
+        # it combined, or of a concatenation (exact buffers, nothing after them)
+        if self.rest_table is not None:
+            table, start = self.rest_table
+            return table.slice(start)
+        return _combine(pieces, force=True)
 
 
 # Arrow's IPC writer cuts a sliced variable-width buffer to its content rounded up to 64 bytes

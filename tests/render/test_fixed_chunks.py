@@ -86,7 +86,7 @@ class SizedChunks(FixedChunks):
         self.rows = rows
 
 
-@pytest.mark.parametrize("seed", range(300))
+@pytest.mark.parametrize("seed", range(500))
 def test_same_bytes_as_combining_everything(seed):
     rng = random.Random(seed)
     rows = rng.choice([4, 7, 8, 16])
