@@ -14,7 +14,6 @@ import functools
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -271,6 +270,8 @@ def score_pairs(
         return _score_chunk(metric, rows)
     # a few chunks per process evens out long and short rows; contiguous chunks keep order
     chunks = _contiguous_chunks(rows, num_proc * 4)
+    from concurrent.futures import ProcessPoolExecutor  # here: every command imports this module
+
     with ProcessPoolExecutor(max_workers=num_proc) as pool:
         results = pool.map(_score_chunk, [metric] * len(chunks), chunks)
         return [row for chunk in results for row in chunk]
