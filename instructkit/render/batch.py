@@ -518,21 +518,6 @@ def _array_is_content(array: pa.Array, start: int, end: int, at_end: bool) -> bo
     return False
 
 
-def _has_nulls(table: pa.Table) -> bool:
-    return any(_array_has_nulls(chunk) for column in table.columns for chunk in column.chunks)
-
-
-def _array_has_nulls(array: pa.Array) -> bool:
-    if array.null_count:
-        return True
-    kind = array.type
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return _array_has_nulls(array.values)
-    if pa.types.is_struct(kind):
-        return any(_array_has_nulls(array.field(i)) for i in range(kind.num_fields))
-    return False
-
-
 def _offset_at(array: pa.Array, index: int) -> int:
     """Entry ``index`` of a string or list array's (32-bit) offsets buffer."""
     return int(np.frombuffer(array.buffers()[1], dtype=np.int32, count=1, offset=4 * index)[0])
