@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from instructkit import output_guard, profiling
@@ -276,8 +277,7 @@ class _HashingFile:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o666)
         self._stages = _StagePipeline(fd, _open_direct(path), hashed)
-        self._stage = self._stages.take_free()
-        self._filled = 0  # bytes waiting in the staging buffer
+        self._next_stage()  # self._filled: bytes waiting in the staging buffer
         self.closed = False
 
     @property
@@ -285,18 +285,24 @@ class _HashingFile:
         return self._stages.digest
 
     def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
+        # numpy copies without the GIL (a slice assignment into the mmap held it: 1.1 GB of
+        # copies during which the render and the hash thread could not run Python)
+        view = np.frombuffer(data, dtype=np.uint8)
         done = 0
         while done < len(view):
             room = min(DIRECT_CHUNK - self._filled, len(view) - done)
-            self._stage[self._filled : self._filled + room] = view[done : done + room]
+            self._target[self._filled : self._filled + room] = view[done : done + room]
             self._filled += room
             done += room
             if self._filled == DIRECT_CHUNK:
                 self._stages.submit(self._stage)
-                self._stage = self._stages.take_free()
-                self._filled = 0
+                self._next_stage()
         return len(view)
+
+    def _next_stage(self) -> None:
+        self._stage = self._stages.take_free()
+        self._target = np.frombuffer(self._stage, dtype=np.uint8)
+        self._filled = 0
 
     def flush(self) -> None:
         return None
@@ -307,6 +313,7 @@ class _HashingFile:
             return
         self.closed = True
         self._stages.finish(memoryview(self._stage)[: self._filled])
+        del self._target  # the view must go before the buffer can be closed later
         _keep_stage(self._stage)
 
     def abort(self) -> None:
