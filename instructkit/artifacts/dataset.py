@@ -277,7 +277,10 @@ class _HashingFile:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags | getattr(os, "O_BINARY", 0), 0o666)
         self._stages = _StagePipeline(fd, _open_direct(path), hashed)
-        self._next_stage()  # self._filled: bytes waiting in the staging buffer
+        self._stage: mmap.mmap
+        self._target: Any = None  # a numpy view of the staging buffer
+        self._filled = 0  # bytes waiting in the staging buffer
+        self._next_stage()
         self.closed = False
 
     @property
@@ -295,6 +298,7 @@ class _HashingFile:
             self._filled += room
             done += room
             if self._filled == DIRECT_CHUNK:
+                self._target = None  # no view left on a buffer that is not ours any more
                 self._stages.submit(self._stage)
                 self._next_stage()
         return len(view)
@@ -313,7 +317,7 @@ class _HashingFile:
             return
         self.closed = True
         self._stages.finish(memoryview(self._stage)[: self._filled])
-        del self._target  # the view must go before the buffer can be closed later
+        self._target = None  # the view must go before the buffer can be closed later
         _keep_stage(self._stage)
 
     def abort(self) -> None:
@@ -347,7 +351,8 @@ def _keep_stage(stage: mmap.mmap) -> None:
         if len(_spare_stages) < MAX_SPARE_STAGES:
             _spare_stages.append(stage)
             return
-    stage.close()
+    with contextlib.suppress(BufferError):  # still viewed: unmapped when the view goes
+        stage.close()
 
 
 class _StagePipeline:
