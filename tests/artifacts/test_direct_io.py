@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import mmap
 import os
 import threading
 from pathlib import Path
@@ -148,4 +149,22 @@ def test_an_abandoned_writer_stops_its_threads(tmp_path, small_chunks):
             writer.write(_table(3000))
             assert _shard_threads()  # full pieces went to the threads
             raise RuntimeError("stop here")
+    assert not _shard_threads()
+
+
+def test_a_write_error_with_a_full_spare_list_raises_the_error(tmp_path, monkeypatch, small_chunks):
+    # the spare list full: buffers are closed, and none may still be viewed by the writer
+    spares = [mmap.mmap(-1, CHUNK) for _ in range(dataset.MAX_SPARE_STAGES + dataset.STAGES + 1)]
+    monkeypatch.setattr(dataset, "_spare_stages", spares)
+    monkeypatch.setattr(dataset, "_open_direct", lambda p: os.open(p, os.O_WRONLY))
+    real_pwrite = os.pwrite
+
+    def pwrite(fd, data, offset):
+        if len(data) == CHUNK and offset >= CHUNK:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(dataset.os, "pwrite", pwrite)
+    with pytest.raises(OSError, match="No space left"):
+        _write(tmp_path / "full", _table(1500))
     assert not _shard_threads()
