@@ -4,6 +4,7 @@ freed and allocated again, batch after batch, are not faulted in from the system
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) /
 
 
 def _faulted_allocations(first_import: str) -> float | None:
-    env = {k: v for k, v in __import__("os").environ.items() if k != "JE_ARROW_MALLOC_CONF"}
+    env = {k: v for k, v in os.environ.items() if k != "JE_ARROW_MALLOC_CONF"}
     code = PROBE.format(first=first_import)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -48,3 +49,29 @@ def test_the_cli_keeps_freed_pages_where_pyarrow_alone_returns_them():
     if plain < 4:
         pytest.skip(f"this jemalloc keeps pages anyway ({plain:.1f} allocations faulted)")
     assert plain > with_cli + 3  # without the setting nearly every allocation faulted again
+
+
+THREADS = r"""
+import json, os, sys
+sys.argv = ["instructkit", {command!r}]
+import instructkit.cli  # noqa: F401 - loads numpy, as every command does
+print(json.dumps([os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task"))]))
+"""
+
+
+def _threads_at_start(command: str) -> tuple[str | None, int]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    code = THREADS.format(command=command)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    setting, threads = json.loads(out.stdout)
+    return setting, threads
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+def test_data_commands_start_no_blas_threads_and_training_keeps_them():
+    render_setting, render_threads = _threads_at_start("render")
+    train_setting, train_threads = _threads_at_start("train")
+    assert render_setting == "1" and train_setting is None
+    if (os.cpu_count() or 1) > 1:
+        assert render_threads < train_threads  # OpenBLAS's spinning threads are not started
