@@ -16,8 +16,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from tqdm.auto import tqdm
-
 DEFAULT_EVERY = 30.0
 
 
@@ -40,7 +38,18 @@ def progress_bar(total: int | None, desc: str, quiet: bool = False, unit: str = 
     """A tqdm bar on a terminal; periodic plain lines otherwise; nothing when quiet."""
     if not quiet and not _on_terminal():
         return PlainProgress(total, desc, unit, progress_every())
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr, leave=False)
+    bar = _bar_class()
+    return bar(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr, leave=False)
+
+
+def _bar_class() -> Any:
+    # In a notebook, tqdm's widget; elsewhere the plain bar: tqdm.auto also imports asyncio
+    # (25 ms of every command's start-up).
+    if "ipykernel" in sys.modules:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
+    return tqdm
 
 
 class PlainProgress:
