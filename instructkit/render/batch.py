@@ -543,7 +543,8 @@ class SharedSlots:
     passed on to the writer keeps its slot exactly as long as it is needed.
     """
 
-    def __init__(self, count: int, size: int = SLOT_BYTES) -> None:
+    def __init__(self, count: int, size: int | None = None) -> None:
+        size = size or SLOT_BYTES
         self.maps = [mmap.mmap(-1, size, flags=mmap.MAP_SHARED) for _ in range(count)]
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # put() is safe in finalizers
         for index in range(count):

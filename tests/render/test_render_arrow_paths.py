@@ -212,6 +212,30 @@ def test_every_num_proc_writes_the_same_bytes_and_leaves_no_work_files(tmp_path,
     assert outputs[0] == outputs[1] == outputs[2]
 
 
+@pytest.mark.parametrize("route", ["slots", "files: too large", "files: no slot free"])
+def test_workers_hand_batches_back_through_slots_or_files_alike(tmp_path, monkeypatch, route):
+    data = write_dialogsum(tmp_path / "data", n_train=900, n_test=4)
+    options = {"data_dir": str(data), "assignment": "all", "seed": 5, "batch_size": 200}
+    render_dataset("dialogsum", tmp_path / "one", **options)
+    used = {"slots": 0, "files": 0}
+    load = render_batch._load_spilled
+
+    def counting(result, slot, slots):
+        used["slots" if result.slot is not None else "files"] += 1
+        return load(result, slot, slots)
+
+    monkeypatch.setattr(render_batch, "_load_spilled", counting)
+    if route == "files: too large":
+        monkeypatch.setattr(render_batch, "SLOT_BYTES", 1024)
+    if route == "files: no slot free":
+        monkeypatch.setattr(render_batch.SharedSlots, "take", lambda self: None)
+    render_dataset("dialogsum", tmp_path / "two", num_proc=2, **options)
+    assert shard_bytes(tmp_path / "two") == shard_bytes(tmp_path / "one")
+    assert not list((tmp_path / "two").rglob(".render-work*"))
+    expected = "slots" if route == "slots" else "files"
+    assert used[expected] > 3 and used["slots" if expected == "files" else "files"] == 0
+
+
 def test_a_worker_error_stops_the_run_and_removes_everything(tmp_path, monkeypatch):
     data = write_dialogsum(tmp_path / "data", n_train=300, n_test=4)
 
