@@ -443,8 +443,34 @@ def spill_jsonl(path: Path, digest: Any = None) -> Spill | None:
             source.stop()
 
 
-class _PacedReader:
-    """A file for Arrow's streaming JSON reader that stays a few blocks ahead of its consumer.
+class _HashingReader:
+    """A binary file that hashes what is read through it (Arrow reads each byte once)."""
+
+    def __init__(self, handle: Any, digest: Any = None) -> None:
+        self._handle = handle
+        self._digest = digest
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        return self._read(size)
+
+    def _read(self, size: int) -> bytes:
+        block = self._handle.read(size)
+        if self._digest is not None:
+            with profiling.phase("  hash inputs", thread=True):
+                self._digest.update(block)
+        return block
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _PacedReader(_HashingReader):
+    """A hashing file for Arrow's streaming JSON reader that stays a few blocks ahead of its
+    consumer.
 
     The reader's background thread otherwise reads ahead as fast as it can: DialogSum x80
     (970 MB) held 800 MB of read-ahead blocks at its peak, x8 in memory 600 MB; paced, the
@@ -457,12 +483,10 @@ class _PacedReader:
     PATIENCE_S = 2.0  # never wait longer: a batch needing more blocks must not deadlock
 
     def __init__(self, handle: Any, digest: Any = None) -> None:
-        self._handle = handle
-        self._digest = digest
+        super().__init__(handle, digest)
         self._permits = threading.Semaphore(self.AHEAD)
         self._lock = threading.Lock()
         self._stopped = False
-        self.closed = False
 
     def read(self, size: int = -1) -> bytes:
         self._permits.acquire(timeout=self.PATIENCE_S)
@@ -470,13 +494,6 @@ class _PacedReader:
             if self._stopped:
                 return b""
             return self._read(size)
-
-    def _read(self, size: int) -> bytes:
-        block = self._handle.read(size)
-        if self._digest is not None:
-            with profiling.phase("  hash inputs", thread=True):
-                self._digest.update(block)
-        return block
 
     def consumed(self) -> None:
         self._permits.release()
@@ -492,12 +509,6 @@ class _PacedReader:
             self._stopped = True
         for _ in range(self.AHEAD + 1):
             self._permits.release()  # a read waiting for a permit returns at once
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def read_jsonl(path: Path, digest: Any = None) -> pa.Table:
@@ -516,8 +527,7 @@ def read_jsonl(path: Path, digest: Any = None) -> pa.Table:
         with open(path, "rb") as handle:
             mapped = _map_file(handle)
             if mapped is None:  # not a regular file: read through, hashing each block
-                source = handle if digest is None else _HashingReader(handle, digest)
-                table = pj.read_json(source, read_options=options)
+                table = pj.read_json(_HashingReader(handle, digest), read_options=options)
             else:
                 table = _read_mapped_json(mapped, digest, options)
     except pa.ArrowInvalid as ex:
@@ -556,24 +566,6 @@ def _read_mapped_json(mapped: mmap.mmap, digest: Any, options: Any) -> pa.Table:
 def _hash_mapped(mapped: mmap.mmap, digest: Any) -> None:
     with profiling.phase("  hash inputs", thread=True):
         digest.update(mapped)
-
-
-class _HashingReader:
-    """A binary file that hashes what is read through it (Arrow reads each byte once)."""
-
-    def __init__(self, handle: Any, digest: Any) -> None:
-        self._handle = handle
-        self._digest = digest
-
-    @property
-    def closed(self) -> bool:
-        return self._handle.closed
-
-    def read(self, size: int = -1) -> bytes:
-        block = self._handle.read(size)
-        with profiling.phase("  hash inputs", thread=True):
-            self._digest.update(block)
-        return block
 
 
 def _check_parsed_utf8(path: Path, table: pa.Table) -> None:
