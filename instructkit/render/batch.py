@@ -387,10 +387,11 @@ class FixedChunks:
 
     def __init__(self, write) -> None:
         self.write = write
-        # the reference's pending tables: the rest of its last combined table, then the tables
-        # added since; here each is kept as (table, start, length) pieces of what was added
-        self.pending: list[list[tuple[pa.Table, int, int]]] = []
-        self.rest_pending = False  # pending[0] is such a rest
+        # the pending rows as (table, start, length) pieces of the tables added; the reference
+        # held them as ``entries`` tables: the rest of its last combined table, then one per add
+        self.pieces: list[tuple[pa.Table, int, int]] = []
+        self.entries = 0
+        self.rest_pending = False  # the first entry is such a rest
         self.count = 0
         # the pending rest's origin in the reference: the one table it combined last, when
         # that was a single table (``combine_chunks`` returned it) and the rest is its end;
@@ -400,7 +401,8 @@ class FixedChunks:
     def add(self, table: pa.Table) -> None:
         if any(column.num_chunks != 1 for column in table.columns):
             table = table.combine_chunks()  # as the reference's combine would (one chunk)
-        self.pending.append([(table, 0, table.num_rows)])
+        self.pieces.append((table, 0, table.num_rows))
+        self.entries += 1
         self.count += table.num_rows
         if self.count >= self.rows:
             self._emit(final=False)
@@ -411,7 +413,7 @@ class FixedChunks:
     def _emit(self, final: bool) -> None:
         total = self.count
         full = total if final else total - total % self.rows
-        pieces = [piece for entry in self.pending for piece in entry]
+        pieces = self.pieces
         if pieces and full == total and 0 < total <= self.rows:
             self.write(self._whole(pieces))  # the reference's combined table, covered whole
         elif full:
@@ -423,14 +425,14 @@ class FixedChunks:
             for chunk in chunks:
                 self.write(chunk)
         rest = _cut(pieces, full, total - full)
-        self.pending = [rest] if rest else []
+        self.pieces, self.entries = rest, 1 if rest else 0
         self.rest_pending = bool(rest)
         self.rest_table = (pieces[0][0], full) if rest and len(pieces) == 1 else None
         self.count = total - full
 
     def _whole(self, pieces: list[tuple[pa.Table, int, int]]) -> pa.Table:
         """Every pending row as the reference's combined table holds them."""
-        if len(self.pending) > 1:
+        if self.entries > 1:
             return _combine(pieces, force=False)
         if not self.rest_pending:  # one table added, none chunked: combine_chunks = itself
             return pieces[0][0]
