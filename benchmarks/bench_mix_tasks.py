@@ -96,7 +96,7 @@ def phase_seconds(stderr: str, name: str) -> float | None:
     """The wall seconds of one phase in `--profile`'s table (None if absent)."""
     for line in stderr.splitlines():
         if line.strip().startswith(name):
-            return float(line.split()[-3])
+            return float(line[40:].split()[0])  # labels are padded to 40 columns
     return None
 
 

@@ -9,6 +9,7 @@ evaluate, ...) are added by built-in plugins through ``register_commands``, like
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -41,10 +42,25 @@ def debug_enabled() -> bool:
     return os.environ.get("INSTRUCTKIT_DEBUG", "") not in ("", "0", "false")
 
 
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """What is alive at the first command (modules, plugins, click's objects) lives as long as
+    the process: the cyclic collector need not walk it again at each collection (render: 95
+    young and 9 older collections, 28 -> 19 ms). Once: a process that runs many commands (tests)
+    keeps collecting what later commands leave."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
+
+
 class InstructkitGroup(click.Group):
     """A group that turns library errors into one-line messages instead of tracebacks."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        _freeze_startup_objects()
         try:
             with sigterm_as_interrupt():
                 return super().invoke(ctx)

@@ -351,16 +351,37 @@ def _rows_for(job: BatchJob, template_index: int) -> np.ndarray:
     return np.nonzero(job.assignment == template_index)[0]
 
 
+# The bytes RE2's \s matches (it has no \v), as ``str.strip`` is not what the regex means.
+_BLANK_BYTES = np.zeros(256, dtype=bool)
+_BLANK_BYTES[[ord(c) for c in " \t\n\f\r"]] = True
+
+
 def present(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """True where a text value is there and not blank."""
+    """True where a text value is there and is not only whitespace (RE2's ``\\s``)."""
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return bool_numpy(column.is_valid())
-    # An anchored regex stops at the first visible character; trimming would copy every value.
-    blank = pc.match_substring_regex(column, r"^\s*$")
-    # Kleene logic: a null value is 'valid = false', so its null 'blank' does not matter.
-    return bool_numpy(pc.and_not_kleene(column.is_valid(), blank))
+    valid = bool_numpy(column.is_valid())
+    # Nearly every value starts with a visible byte, and that alone makes it present: only the
+    # rest (empty, or starting with a space) go through the regex. One byte per row is read
+    # instead of the regex engine's call per row (DialogSum x8: 40 ms of the render's thread).
+    offset_type = np.int64 if pa.types.is_large_string(column.type) else np.int32
+    offsets = np.frombuffer(column.buffers()[1], dtype=offset_type)
+    offsets = offsets[column.offset : column.offset + len(column) + 1]
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    data = column.buffers()[2]
+    first = np.zeros(len(column), dtype=np.uint8)
+    if data is not None and data.size:
+        nonempty = lengths > 0
+        first[nonempty] = np.frombuffer(data, dtype=np.uint8)[starts[nonempty]]
+    unsure = valid & ((lengths == 0) | _BLANK_BYTES[first])
+    result = valid.copy()
+    if unsure.any():
+        rows = np.nonzero(unsure)[0]
+        blank = pc.match_substring_regex(column.take(index_array(rows)), r"^\s*$")
+        result[rows] = ~bool_numpy(blank)
+    return result
 
 
 def _append(existing: np.ndarray | None, values: np.ndarray) -> np.ndarray:

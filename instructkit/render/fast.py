@@ -153,6 +153,8 @@ def text_scalar(value: str) -> pa.Scalar:
 
 # ---------------------------------------------------------------- many templates, one gather
 
+INT32_INDEX_LIMIT = 2**31
+
 
 def plan_fits(plan: Plan | None, table: pa.Table) -> bool:
     """Can ``plan`` be rendered for ``table`` by concatenation (see :func:`gather_render`)?"""
@@ -179,8 +181,11 @@ def gather_render(
                 columns.setdefault(value, len(columns))
     n = table.num_rows
     width = max(1, max(len(plan) for plan in plans))
-    base = np.zeros((len(plans), width), dtype=np.int64)  # index of the literal, or column start
-    is_field = np.zeros((len(plans), width), dtype=np.int64)
+    # int32 where it fits (always, for a batch): half the bytes to build and for take() to read
+    small = len(literals) + len(columns) * n < INT32_INDEX_LIMIT
+    index_type, arrow_type = (np.int32, pa.int32()) if small else (np.int64, pa.int64())
+    base = np.zeros((len(plans), width), dtype=index_type)  # the literal, or column start
+    is_field = np.zeros((len(plans), width), dtype=index_type)
     for p, plan in enumerate(plans):
         for m, (kind, value) in enumerate(plan):
             if kind == "text":
@@ -191,8 +196,13 @@ def gather_render(
     values = pa.concat_arrays(
         [text_array(list(literals)), *(_as_string(table.column(c)) for c in columns)]
     )
-    index = base[which] + is_field[which] * rows[:, None]
-    parts = values.take(index_array(index.ravel()))
+    # np.take over rows of the small tables, then in place: fancy indexing and temporaries
+    # made this 10x slower (DialogSum x8: 0.2 s of the render thread).
+    index = np.take(base, which, axis=0)
+    offset = np.take(is_field, which, axis=0)
+    np.multiply(offset, rows.astype(index_type, copy=False)[:, None], out=offset)
+    index += offset
+    parts = values.take(_numeric_array(index.ravel(), arrow_type))
     count = parts.offset + len(parts) + 1
     part_offsets = np.frombuffer(parts.buffers()[1], dtype=np.int32, count=count)
     offsets = np.ascontiguousarray(part_offsets[parts.offset :: width])

@@ -103,7 +103,9 @@ class RenderOptions:
     few_shot: int = 0
     # How to run: never changes a byte of the output, so not recorded.
     num_proc: int = 1
-    batch_size: int = 4096
+    # Examples per batch. Fewer rows in flight touch less fresh memory (DialogSum x8, every
+    # template: 4096 -> 2048 took peak RSS 492 -> 372 MB and page faults 95k -> 64k, same CPU).
+    batch_size: int = 2048
     overwrite: bool = False
     quiet: bool = True
 

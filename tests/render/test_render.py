@@ -357,4 +357,4 @@ def test_render_takes_typed_options_or_their_fields(dialogsum_dir, tmp_path):
     render_dataset("dialogsum", tmp_path / "both", options, batch_size=3)
     assert shard_bytes(tmp_path / "typed") == shard_bytes(tmp_path / "fields")
     assert shard_bytes(tmp_path / "typed") == shard_bytes(tmp_path / "both")
-    assert options.batch_size == 4096  # the caller's options are left as they were
+    assert options.batch_size == RenderOptions().batch_size  # the caller's options are kept

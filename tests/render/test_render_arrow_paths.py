@@ -80,6 +80,20 @@ def test_one_gather_writes_what_template_by_template_wrote(tmp_path, monkeypatch
     assert fast.manifest["empty_prompts"] == reference.manifest["empty_prompts"]
 
 
+def test_the_gather_writes_the_same_with_64_bit_indices(tmp_path, monkeypatch):
+    from instructkit.render import fast
+
+    rng = random.Random(7)
+    pack = _random_pack(rng, tmp_path / "pack", 4)
+    data = _random_rows(rng, tmp_path / "train.jsonl", 300)
+    options = {"templates": str(pack), "assignment": "all", "batch_size": 128}
+    narrow = render_dataset(str(data), tmp_path / "int32", **options)
+    monkeypatch.setattr(fast, "INT32_INDEX_LIMIT", 0)  # as for more than 2**31 values
+    wide = render_dataset(str(data), tmp_path / "int64", **options)
+    assert narrow.manifest["splits"] == wide.manifest["splits"]
+    assert shard_bytes(tmp_path / "int32") == shard_bytes(tmp_path / "int64")
+
+
 def test_an_empty_prompt_with_on_empty_fail_names_the_row_as_before(tmp_path):
     pack = tmp_path / "pack"
     pack.mkdir()
@@ -247,3 +261,34 @@ def test_a_worker_error_stops_the_run_and_removes_everything(tmp_path, monkeypat
         render_dataset("dialogsum", tmp_path / "out", data_dir=str(data), num_proc=2, batch_size=50)
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+def _present_by_regex(column: pa.Array) -> list[bool]:
+    """The definition present() keeps: valid and not matching RE2's ^\\s*$."""
+    import pyarrow.compute as pc
+
+    blank = pc.match_substring_regex(column, r"^\s*$").to_pylist()
+    return [v is not None and not b for v, b in zip(column.to_pylist(), blank, strict=True)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_present_reads_first_bytes_and_agrees_with_the_regex(seed):
+    rng = random.Random(seed)
+    alphabet = [" ", "\t", "\n", "\r", "\f", "\v", "\u00a0", "\u2003", "a", "é", "中", "0"]
+    values = []
+    for _ in range(rng.randint(1, 60)):
+        roll = rng.random()
+        if roll < 0.15:
+            values.append(None)
+        elif roll < 0.25:
+            values.append("")
+        else:
+            values.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))))
+    kind = rng.choice([pa.string(), pa.large_string()])
+    column = pa.array(values, type=kind)
+    start = rng.randint(0, len(values) - 1)
+    column = column.slice(start, rng.randint(0, len(values) - start))  # offsets not at zero
+    expected = _present_by_regex(column)
+    assert render_batch.present(column).tolist() == expected
+    chunked = pa.chunked_array([column, column], type=kind)
+    assert render_batch.present(chunked).tolist() == expected * 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,12 +130,20 @@ def test_profile_report_sums_phases():
             pass
         with profiling.phase("read"):
             pass
+        with profiling.phase("touch fresh pages"):
+            fresh = mmap.mmap(-1, 64 * mmap.PAGESIZE)
+            for page in range(64):
+                fresh[page * mmap.PAGESIZE] = 1
+            fresh.close()
         profiling.add("  hash", 0.25, 0.125, overlapped=True)
         report = profiling.report()
     finally:
         profiling.enable(False)
     lines = {line.split("  ")[0].strip(): line for line in report.splitlines()}
-    assert lines["read"].split()[-1] == "2"
+    header = report.splitlines()[0].split()
+    assert header[-2:] == ["calls", "faults"]
+    assert lines["read"].split()[-2] == "2"
+    assert int(lines["touch fresh pages"].split()[-1].replace(",", "")) >= 64
     assert "hash (thread)" in report and "0.250" in report
     assert "total (process)" in report
 
