@@ -119,9 +119,9 @@ def report() -> str:
     lines = [f"{'phase':<40} {'wall s':>8} {'cpu s':>8} {'calls':>6} {'faults':>8}"]
     if _startup is not None:
         cpu = _started[1] if _started is not None else 0.0
-        faults = f"{_started[2]:>8,}" if _started is not None else ""
+        before = f"{_started[2]:>8,}" if _started is not None else ""
         lines.append(
-            f"{'startup (interpreter, imports)':<40} {_startup:8.3f} {cpu:8.3f} {1:>6} {faults}"
+            f"{'startup (interpreter, imports)':<40} {_startup:8.3f} {cpu:8.3f} {1:>6} {before}"
         )
     with _lock:
         phases = {k: list(v) for k, v in _phases.items()}
