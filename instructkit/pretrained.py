@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from instructkit.checksums import file_sha256
 from instructkit.errors import ModelError
 
 CACHE_ENV = "INSTRUCTKIT_CACHE"
@@ -304,14 +305,6 @@ def _copy_out(folder: Path, out: Path, overwrite: bool, say: Echo) -> Path:
             shutil.copy2(item, tmp / item.name)
     say(f"Copied to {out}")
     return out
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_gguf(gguf: Path, out: Path) -> None:

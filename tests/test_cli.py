@@ -26,6 +26,19 @@ def test_help_lists_core_commands(runner):
     assert "plugins" in result.output
 
 
+def test_a_command_freezes_what_start_up_left_once(runner, monkeypatch):
+    import gc
+
+    from instructkit import cli as cli_module
+
+    calls = []
+    monkeypatch.setattr(cli_module, "_frozen", False)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(1))
+    assert runner.invoke(cli, ["plugins"]).exit_code == 0
+    assert runner.invoke(cli, ["plugins"]).exit_code == 0
+    assert calls == [1]  # the first command only: later ones' garbage is still collected
+
+
 def test_python_dash_m_runs_cli():
     result = subprocess.run(
         [sys.executable, "-m", "instructkit", "--version"], capture_output=True, text=True

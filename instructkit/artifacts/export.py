@@ -32,12 +32,12 @@ import pyarrow.parquet as pq
 
 from instructkit.artifacts.dataset import (
     atomic_output_dir,
-    file_sha256,
     list_splits,
     open_split,
     require_columns,
 )
 from instructkit.artifacts.manifest import load_manifest, write_manifest
+from instructkit.checksums import file_sha256
 from instructkit.errors import OptionsError
 
 FORMATS = ("jsonl", "parquet", "conversational", "messages", "alpaca", "sharegpt")

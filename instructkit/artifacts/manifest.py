@@ -16,9 +16,9 @@ from typing import Any
 from instructkit.artifacts.dataset import (
     DATASET_DICT_NAME,
     check_dataset_dir,
-    file_sha256,
     write_json,
 )
+from instructkit.checksums import file_sha256
 from instructkit.errors import DatasetDirError
 
 MANIFEST_NAME = "instructkit.json"

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from instructkit import profiling
 from instructkit.artifacts.dataset import SPLITS
+from instructkit.checksums import hash_file
 from instructkit.errors import PluginError, SourceError
 from instructkit.render.templates import utf8_error
 
@@ -199,10 +200,18 @@ def load_generic(
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             return from_saved_dataset(path, key_column)
         return from_files(discover_split_files(path), spec, key_column)
+    if path.exists():
+        raise SourceError(_not_a_regular_file(path))
     if _looks_like_path(spec):
         presets = ", ".join(sorted(sources())) or "none"
         raise SourceError(f"'{spec}' does not exist: check the path (presets: {presets}).")
     return from_hub(spec, revision, key_column)
+
+
+def _not_a_regular_file(path: Path) -> str:
+    # A pipe (<(zcat ...)) or a device: the input is hashed, cached and read more than once.
+    kind = "a folder" if path.is_dir() else "a pipe or a device"
+    return f"'{path}' is {kind}, not a data file: write the data to a file and pass that file."
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -252,6 +261,8 @@ def from_files(files: dict[str, Path], origin: str, key_column: str | None = Non
     """One split per file; the fingerprint of each file goes into the manifest."""
     splits, inputs = {}, []
     for split, path in files.items():
+        if path.exists() and not path.is_file():
+            raise SourceError(_not_a_regular_file(path))
         if not path.is_file():
             raise SourceError(f"Data file '{path}' for split '{split}' does not exist.")
         splits[split], sha256 = _read_file_split_cached(path, split, key_column)
@@ -306,14 +317,8 @@ def read_file_split(
             f"or a dataset saved with save_to_disk."
         )
     if digest is not None:
-        _hash_file(path, digest)
+        hash_file(path, digest)
     return raw
-
-
-def _hash_file(path: Path, digest: Any) -> None:
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
 
 
 def check_utf8(path: Path, chunk_bytes: int = 1 << 24) -> None:

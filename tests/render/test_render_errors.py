@@ -292,3 +292,27 @@ def test_folder_with_preset_files_suggests_the_preset(runner, tmp_path):
     args = ["render", str(folder), "--templates", "dialogsum", "--out", str(tmp_path / "o")]
     output = one_line_error(runner.invoke(cli, args))
     assert f"instructkit render dialogsum --data-dir {folder}" in output
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("how", ["source", "data-file"])
+def test_a_pipe_as_input_is_refused_with_what_to_do(runner, tmp_path, how):
+    pipe = tmp_path / "train.jsonl"
+    os.mkfifo(pipe)  # nothing ever writes to it: a read would wait forever
+    out = tmp_path / "o"
+    if how == "source":
+        args = ["render", str(pipe), "--templates", "dialogsum", "--out", str(out)]
+    else:
+        args = ["render", "x", "--templates", "dialogsum", "--data-file", f"train={pipe}"]
+        args += ["--out", str(out)]
+    output = one_line_error(runner.invoke(cli, args))
+    assert "is a pipe or a device, not a data file: write the data to a file" in output
+    assert not out.exists()
+
+
+def test_a_folder_as_data_file_is_named_a_folder(runner, tmp_path):
+    folder = tmp_path / "train.jsonl"
+    folder.mkdir()
+    args = ["render", "x", "--templates", "dialogsum", "--data-file", f"train={folder}"]
+    output = one_line_error(runner.invoke(cli, [*args, "--out", str(tmp_path / "o")]))
+    assert f"'{folder}' is a folder, not a data file" in output

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from test_render import write_dialogsum
 
-from instructkit.artifacts.dataset import file_sha256
+from instructkit.checksums import file_sha256
 from instructkit.render.batch import _reference_lists
 from instructkit.render.fast import (
     bool_array,

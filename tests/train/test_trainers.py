@@ -404,7 +404,7 @@ def test_lora_modules_to_save_trains_and_saves_the_head(gpt2_dir, dataset_dir, t
 @pytest.mark.parametrize("backend", ["lora", "prompt-tuning"])
 def test_adapters_leave_the_base_model_untouched(backend, gpt2_dir, dataset_dir, tmp_path):
     """Why removing an adapter restores every skill of the base: its files never change."""
-    from instructkit.artifacts.dataset import file_sha256
+    from instructkit.checksums import file_sha256
 
     before = {p.name: file_sha256(p) for p in gpt2_dir.iterdir() if p.is_file()}
     run_training(dataset_dir, backend, str(gpt2_dir), tmp_path / backend, RESUME_OPTIONS)
