@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,8 +18,10 @@ from instructkit.artifacts import dataset as artifact
 from instructkit.artifacts.dataset import EVAL_SPLITS
 from instructkit.artifacts.inspect import write_composition_chart
 from instructkit.artifacts.manifest import write_manifest
+from instructkit.errors import MixError
 from instructkit.mix.plan import MixResult, TaskInput
 from instructkit.mix.quotas import PrefixChecker, TaskDraw, schedule_chunks
+from instructkit.mix.staging import StagedRows, should_stage
 from instructkit.progress import progress_bar
 
 # Rows gathered per write: sized by bytes, because each taken row costs a fixed overhead per
@@ -162,7 +166,7 @@ def _write_train(
     )
     checker = PrefixChecker([d.quota for d in draws])
     with writer, progress_bar(total, "mix train", quiet) as bar:
-        for task_ids, chunk in _ahead(_train_chunks(inputs, draws)):
+        for task_ids, chunk in _ahead(_train_chunks(inputs, draws, quiet)):
             with profiling.phase("  write train shards"):
                 writer.write(chunk)
             checker.update(task_ids)
@@ -172,32 +176,97 @@ def _write_train(
 
 
 def _train_chunks(
-    inputs: list[TaskInput], draws: list[TaskDraw]
+    inputs: list[TaskInput], draws: list[TaskDraw], quiet: bool = True
 ) -> Iterator[tuple[np.ndarray, pa.Table]]:
     """The train split in order, a chunk at a time: (task index per row, rows)."""
-    gatherer = RowGatherer([i.train for i in inputs], [i.train_batch_releasers for i in inputs])
     task_names = pa.array([i.name for i in inputs], type=pa.string())
-    done = np.zeros(len(draws), dtype=np.int64)
     quotas = [d.quota for d in draws]
     schedule = _timed(schedule_chunks(quotas, chunk_rows([i.train for i in inputs])))
-    for task_ids in schedule:
-        rows = np.empty(len(task_ids), dtype=np.int64)
-        # Positions grouped by task (stable: in schedule order), only the tasks present here:
-        # O(rows) per chunk instead of O(rows x tasks).
-        order = np.argsort(task_ids, kind="stable")
-        counts = np.bincount(task_ids, minlength=len(draws))
-        at_end = 0
-        for t in np.flatnonzero(counts):
-            at = order[at_end : at_end + counts[t]]
-            at_end += int(counts[t])
-            start = int(done[t])
-            rows[at] = draws[t].rows(start, start + len(at)) + gatherer.table_starts[t]
-            done[t] += len(at)
-        with profiling.phase("  gather rows", thread=True):
-            chunk = gatherer.take(rows)
-            task_column = pc.take(task_names, task_ids)
-            chunk = chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
-        yield task_ids, chunk
+    staged = _stage(inputs, draws, quiet) if should_stage(inputs, MAPPED_BYTES) else None
+    gather: Callable[[np.ndarray, np.ndarray], pa.Table]
+    if staged is not None:
+        gather = functools.partial(_gather_staged, staged)
+    else:
+        gatherer = RowGatherer([i.train for i in inputs], [i.train_batch_releasers for i in inputs])
+        gather = functools.partial(_gather_mapped, gatherer, draws)
+    done = np.zeros(len(draws), dtype=np.int64)
+    try:
+        for task_ids in schedule:
+            with profiling.phase("  gather rows", thread=True):
+                chunk = gather(task_ids, done)
+                task_column = pc.take(task_names, task_ids)
+                chunk = chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
+            yield task_ids, chunk
+    finally:
+        if staged is not None:
+            staged.close()
+
+
+def _gather_mapped(
+    gatherer: RowGatherer, draws: list[TaskDraw], task_ids: np.ndarray, done: np.ndarray
+) -> pa.Table:
+    """A chunk's rows straight from the mapped inputs; advances ``done`` (rows used per task)."""
+    rows = np.empty(len(task_ids), dtype=np.int64)
+    # Positions grouped by task (stable: in schedule order), only the tasks present here:
+    # O(rows) per chunk instead of O(rows x tasks).
+    order = np.argsort(task_ids, kind="stable")
+    counts = np.bincount(task_ids, minlength=len(draws))
+    at_end = 0
+    for t in np.flatnonzero(counts):
+        at = order[at_end : at_end + counts[t]]
+        at_end += int(counts[t])
+        start = int(done[t])
+        rows[at] = draws[t].rows(start, start + len(at)) + gatherer.table_starts[t]
+        done[t] += len(at)
+    return gatherer.take(rows)
+
+
+def _stage(inputs: list[TaskInput], draws: list[TaskDraw], quiet: bool) -> StagedRows:
+    """Each task's drawn rows, all of them, in the order the mixture takes them
+    (:mod:`instructkit.mix.staging`): one pass over each input."""
+    try:
+        staged = StagedRows()
+        _stage_into(staged, inputs, draws, quiet)
+    except OSError as ex:
+        raise MixError(
+            f"Cannot stage the drawn rows in a temporary file in {tempfile.gettempdir()} "
+            f"({ex.strerror or ex}): it needs room for the train split; set TMPDIR to a folder "
+            f"that has it."
+        ) from ex
+    return staged
+
+
+def _stage_into(
+    staged: StagedRows, inputs: list[TaskInput], draws: list[TaskDraw], quiet: bool
+) -> None:
+    with profiling.phase("  stage drawn rows", thread=True):
+        for task in inputs:  # what planning read stays out of memory: one task at a time
+            task.release_train()
+        with progress_bar(sum(d.quota for d in draws), "mix: stage drawn rows", quiet) as bar:
+            for task, draw in zip(inputs, draws, strict=True):
+                staged.add_task()
+                gatherer = RowGatherer([task.train], [task.train_batch_releasers])
+                piece = chunk_rows([task.train])
+                for start in range(0, draw.quota, piece):
+                    rows = draw.rows(start, min(draw.quota, start + piece))
+                    staged.append(gatherer.take(rows))
+                    bar.update(len(rows))
+                task.release_train()
+
+
+def _gather_staged(staged: StagedRows, task_ids: np.ndarray, done: np.ndarray) -> pa.Table:
+    """A chunk's rows from the staged runs: each task's next rows, then into schedule order."""
+    order = np.argsort(task_ids, kind="stable")
+    counts = np.bincount(task_ids, minlength=len(done))
+    parts: list[pa.RecordBatch] = []
+    for t in np.flatnonzero(counts):
+        start = int(done[t])
+        parts += staged.read(int(t), start, start + int(counts[t]))
+        done[t] += counts[t]
+    grouped = pa.concat_batches(parts)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return pa.Table.from_batches([grouped.take(pa.array(inverse))])
 
 
 def _timed(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
