@@ -224,10 +224,13 @@ def _gather_mapped(
 def _stage(inputs: list[TaskInput], draws: list[TaskDraw], quiet: bool) -> StagedRows:
     """Each task's drawn rows, all of them, in the order the mixture takes them
     (:mod:`instructkit.mix.staging`): one pass over each input."""
+    staged = None
     try:
         staged = StagedRows()
         _stage_into(staged, inputs, draws, quiet)
     except OSError as ex:
+        if staged is not None:
+            staged.close()
         raise MixError(
             f"Cannot stage the drawn rows in a temporary file in {tempfile.gettempdir()} "
             f"({ex.strerror or ex}): it needs room for the train split; set TMPDIR to a folder "
