@@ -10,7 +10,6 @@ which may run beside others in a background thread), and the start-up before the
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import threading
 import time
@@ -89,14 +88,20 @@ def add(
 # Page faults: a page the process touches for the first time costs a fault and a zeroed page.
 # On virtual machines that is ~10 us a page when the host backs it afresh (0.3 GB/s where a
 # copy runs at 10 GB/s), so the count tells where fresh memory, not work, is the cost.
-_THREAD_USAGE = getattr(resource, "RUSAGE_THREAD", None)
+try:
+    import resource
+except ImportError:  # Windows: no page-fault counts (the column shows 0)
+    resource = None  # type: ignore[assignment]
 
 
 def _faults(thread: bool) -> int:
-    who = _THREAD_USAGE if thread else resource.RUSAGE_SELF
+    if resource is None:
+        return 0
+    who = getattr(resource, "RUSAGE_THREAD", None) if thread else resource.RUSAGE_SELF
     if who is None:
         return 0
-    return resource.getrusage(who).ru_minflt + resource.getrusage(who).ru_majflt
+    usage = resource.getrusage(who)
+    return usage.ru_minflt + usage.ru_majflt
 
 
 @contextmanager

@@ -748,7 +748,8 @@ def map_split(path: str | os.PathLike[str], split: str) -> MappedSplit:
 
 def _byte_range(batch: pa.RecordBatch, base: int) -> tuple[int, int]:
     """Where a batch's buffers lie in its mapped shard, as offsets from the start."""
-    buffers = [b for column in batch.columns for b in column.buffers() if b is not None]
+    # A zero-size buffer (all-empty strings, all nulls) may sit anywhere, even outside the map.
+    buffers = [b for c in batch.columns for b in c.buffers() if b is not None and b.size > 0]
     if not buffers:
         return 0, 0
     return (

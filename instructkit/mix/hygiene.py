@@ -58,7 +58,7 @@ def duplicate_masks(tables: Sequence[pa.Table]) -> list[np.ndarray]:
     group_start = np.maximum.accumulate(np.where(same_as_previous, 0, np.arange(len(order))))
     candidates, firsts = order[same_as_previous], order[group_start[same_as_previous]]
     duplicate = np.zeros(len(order), dtype=bool)
-    duplicate[candidates] = _texts_at(tables, candidates) == _texts_at(tables, firsts)
+    duplicate[candidates] = _same_texts(_RowTexts(tables), candidates, firsts)
     return np.split(duplicate, np.cumsum([len(h) for h in hashes])[:-1])
 
 
@@ -72,17 +72,49 @@ def _row_hashes(table: pa.Table) -> np.ndarray:
     return np.concatenate(parts).astype(np.uint64)
 
 
-def _texts_at(tables: Sequence[pa.Table], flat_rows: np.ndarray) -> np.ndarray:
-    """The row texts at positions counted across ``tables`` (only used for rare candidates)."""
-    offsets = np.cumsum([0] + [t.num_rows for t in tables])
-    which = np.searchsorted(offsets, flat_rows, side="right") - 1
-    texts = np.empty(len(flat_rows), dtype=object)
-    for index, table in enumerate(tables):
-        at = np.flatnonzero(which == index)
-        if len(at):
-            local = pa.array(flat_rows[at] - offsets[index])
-            texts[at] = row_text(table.take(local)).to_numpy(zero_copy_only=False)
-    return texts
+def _same_texts(texts: _RowTexts, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Whether row ``rows[i]`` has the text of row ``others[i]``, a bounded block at a time:
+    when most rows repeat (the same dataset mixed many times), the candidates are millions,
+    and holding their texts at once took 16 GB and overflowed Arrow's 2 GB string arrays."""
+    same = np.empty(len(rows), dtype=bool)
+    for start in range(0, len(rows), _BATCH_ROWS):
+        stop = start + _BATCH_ROWS
+        equal = pc.equal(texts.at(rows[start:stop]), texts.at(others[start:stop]))
+        same[start:stop] = equal.to_numpy(zero_copy_only=False)
+    return same
+
+
+class _RowTexts:
+    """Row texts by position counted across tables, taken per record batch: ``Table.take``
+    on a table of many batches would first concatenate each whole column."""
+
+    def __init__(self, tables: Sequence[pa.Table]) -> None:
+        self.batches = [
+            batch
+            for table in tables
+            for batch in table.select(["prompt", "completion"]).to_batches()
+            if batch.num_rows
+        ]
+        self.starts = np.cumsum([0] + [b.num_rows for b in self.batches])
+
+    def at(self, rows: np.ndarray) -> pa.Array:
+        """The texts of ``rows`` (global positions), in that order."""
+        batch_of_row = np.searchsorted(self.starts, rows, side="right") - 1
+        order = np.argsort(batch_of_row, kind="stable")
+        sorted_batches = batch_of_row[order]
+        local = rows[order] - self.starts[sorted_batches]
+        cuts = np.flatnonzero(np.diff(sorted_batches)) + 1
+        parts = [
+            self.batches[int(sorted_batches[start])].take(pa.array(local[start:stop]))
+            for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True)
+            if stop > start
+        ]
+        if not parts:
+            return pa.array([], pa.string())
+        grouped = pa.Table.from_batches(parts).combine_chunks()
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return row_text(grouped.take(pa.array(inverse))).combine_chunks()
 
 
 # ---------------------------------------------------------------- words and n-grams

@@ -165,7 +165,8 @@ def _webster_chunks(quotas: Sequence[int], chunk_rows: int) -> Iterator[np.ndarr
             ids.append(np.full(len(j), t, dtype=np.int32))
             start[t] = stop
         task_ids, order_keys = np.concatenate(ids), np.concatenate(keys)
-        yield task_ids[np.lexsort((task_ids, order_keys))]
+        if len(task_ids):  # a window can end up empty when the one before took a row more
+            yield task_ids[np.lexsort((task_ids, order_keys))]
 
 
 def _rows_before(position: int, quota: int, total: int) -> int:

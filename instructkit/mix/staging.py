@@ -8,25 +8,29 @@ it gives in one pass over its pages, and each chunk then reads, for each task, t
 that task's run in the staged file, with one ``pread`` per task: no mapping, so memory holds
 one chunk and nothing of the inputs or the staged file.
 
-The file is an unnamed temporary file (``$TMPDIR``; gone when the process ends) written through
-the page cache: a mixture that fits in memory need never reach the disk. It holds record
-batches, each a self-contained Arrow IPC message of about ``STAGED_BATCH`` bytes, with their
-place in the file kept aside.
+The file is unnamed (gone when the process ends), inside the output folder being written: the
+disk that will hold the train split anyway (``/tmp`` is often memory), written through the
+page cache, so a mixture that fits in memory need not wait for the disk. It holds record
+batches, each a self-contained Arrow IPC message, sized by the task's share of a chunk (16 to
+256 KB): a chunk reads about one batch of each task and re-reads at most one. Their places in
+the file are kept aside.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyarrow as pa
 
 from instructkit.mix.plan import TaskInput
 
-STAGED_BATCH = 256 * 1024  # a chunk re-reads at most one such batch per task (its first)
+# Bytes per staged record batch, at most and at least; each task's are sized by its share.
+STAGED_BATCH = 256 * 1024
+MIN_STAGED_BATCH = 16 * 1024
 
 
 @dataclass
@@ -34,6 +38,7 @@ class _Run:
     """One task's staged rows: where each of its batches starts (task-relative row), lies in
     the file, and how long it is."""
 
+    batch_bytes: int
     first_rows: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
@@ -43,21 +48,26 @@ class _Run:
 class StagedRows:
     """Every task's drawn rows in the order the mixture takes them (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self.schema: pa.Schema | None = None
-        self._file = tempfile.TemporaryFile(prefix="instructkit-mix-")
+        self._file = tempfile.TemporaryFile(prefix=".instructkit-mix-", dir=folder)
         self._size = 0
         self.runs: list[_Run] = []
 
-    def add_task(self) -> None:
-        """Start the next task's run (tasks are staged one after another, in order)."""
-        self.runs.append(_Run())
+    def add_task(self, batch_bytes: int = STAGED_BATCH) -> None:
+        """Start the next task's run (tasks are staged one after another, in order), in
+        record batches of about ``batch_bytes``."""
+        self.runs.append(_Run(batch_bytes))
 
     def append(self, table: pa.Table) -> None:
         """Add ``table``'s rows to the current task's run."""
-        self.schema = self.schema or table.schema
+        if self.schema is None:
+            self.schema = table.schema
+        elif not table.schema.equals(self.schema):
+            # every run is read back with one schema (e.g. large_string -> string)
+            table = table.cast(self.schema)
         run = self.runs[-1]
-        for batch in table.to_batches(max_chunksize=_rows_for_bytes(table, STAGED_BATCH)):
+        for batch in table.to_batches(max_chunksize=_rows_for_bytes(table, run.batch_bytes)):
             message = batch.serialize()
             _write_all(self._file.fileno(), message, self._size)
             run.first_rows.append(run.num_rows)
@@ -70,8 +80,8 @@ class StagedRows:
         """Rows ``start..stop-1`` of ``task``'s run, as slices of the batches holding them."""
         run = self.runs[task]
         firsts = run.first_rows
-        first = int(np.searchsorted(firsts, start, side="right")) - 1
-        last = int(np.searchsorted(firsts, stop - 1, side="right")) - 1
+        first = bisect.bisect_right(firsts, start) - 1
+        last = bisect.bisect_right(firsts, stop - 1) - 1
         begin = run.offsets[first]
         end = run.offsets[last] + run.lengths[last]
         data = pa.py_buffer(_read_all(self._file.fileno(), end - begin, begin))

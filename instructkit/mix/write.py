@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +20,7 @@ from instructkit.artifacts.manifest import write_manifest
 from instructkit.errors import MixError
 from instructkit.mix.plan import MixResult, TaskInput
 from instructkit.mix.quotas import PrefixChecker, TaskDraw, schedule_chunks
-from instructkit.mix.staging import StagedRows, should_stage
+from instructkit.mix.staging import MIN_STAGED_BATCH, STAGED_BATCH, StagedRows, should_stage
 from instructkit.progress import progress_bar
 
 # Rows gathered per write: sized by bytes, because each taken row costs a fixed overhead per
@@ -165,24 +164,30 @@ def _write_train(
         tmp, "train", schema, rows_per_shard=artifact.rows_per_shard(total, num_shards)
     )
     checker = PrefixChecker([d.quota for d in draws])
-    with writer, progress_bar(total, "mix train", quiet) as bar:
-        for task_ids, chunk in _ahead(_train_chunks(inputs, draws, quiet)):
-            with profiling.phase("  write train shards"):
-                writer.write(chunk)
-            checker.update(task_ids)
-            bar.update(len(task_ids))
-        result.max_prefix_deviation = checker.worst / total if total else 0.0
-        return writer.close()
+    # Staged here, in the calling thread, not in the gather's: Ctrl-C stops it at once.
+    staged = _stage(tmp, inputs, draws, quiet) if should_stage(inputs, MAPPED_BYTES) else None
+    try:
+        with writer, progress_bar(total, "mix train", quiet) as bar:
+            for task_ids, chunk in _ahead(_train_chunks(inputs, draws, staged)):
+                with profiling.phase("  write train shards"):
+                    writer.write(chunk)
+                checker.update(task_ids)
+                bar.update(len(task_ids))
+            result.max_prefix_deviation = checker.worst / total if total else 0.0
+            return writer.close()
+    finally:
+        if staged is not None:
+            staged.close()
 
 
 def _train_chunks(
-    inputs: list[TaskInput], draws: list[TaskDraw], quiet: bool = True
+    inputs: list[TaskInput], draws: list[TaskDraw], staged: StagedRows | None = None
 ) -> Iterator[tuple[np.ndarray, pa.Table]]:
-    """The train split in order, a chunk at a time: (task index per row, rows)."""
+    """The train split in order, a chunk at a time: (task index per row, rows), read from the
+    staged rows when there are some, else from the mapped inputs."""
     task_names = pa.array([i.name for i in inputs], type=pa.string())
     quotas = [d.quota for d in draws]
     schedule = _timed(schedule_chunks(quotas, chunk_rows([i.train for i in inputs])))
-    staged = _stage(inputs, draws, quiet) if should_stage(inputs, MAPPED_BYTES) else None
     gather: Callable[[np.ndarray, np.ndarray], pa.Table]
     if staged is not None:
         gather = functools.partial(_gather_staged, staged)
@@ -190,16 +195,12 @@ def _train_chunks(
         gatherer = RowGatherer([i.train for i in inputs], [i.train_batch_releasers for i in inputs])
         gather = functools.partial(_gather_mapped, gatherer, draws)
     done = np.zeros(len(draws), dtype=np.int64)
-    try:
-        for task_ids in schedule:
-            with profiling.phase("  gather rows", thread=True):
-                chunk = gather(task_ids, done)
-                task_column = pc.take(task_names, task_ids)
-                chunk = chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
-            yield task_ids, chunk
-    finally:
-        if staged is not None:
-            staged.close()
+    for task_ids in schedule:
+        with profiling.phase("  gather rows", thread=True):
+            chunk = gather(task_ids, done)
+            task_column = pc.take(task_names, task_ids)
+            chunk = chunk.set_column(chunk.schema.get_field_index("task"), "task", task_column)
+        yield task_ids, chunk
 
 
 def _gather_mapped(
@@ -221,21 +222,24 @@ def _gather_mapped(
     return gatherer.take(rows)
 
 
-def _stage(inputs: list[TaskInput], draws: list[TaskDraw], quiet: bool) -> StagedRows:
+def _stage(folder: Path, inputs: list[TaskInput], draws: list[TaskDraw], quiet: bool) -> StagedRows:
     """Each task's drawn rows, all of them, in the order the mixture takes them
-    (:mod:`instructkit.mix.staging`): one pass over each input."""
+    (:mod:`instructkit.mix.staging`), in an unnamed file in ``folder`` (the output being
+    written: the disk that will hold the train split anyway): one pass over each input."""
     staged = None
     try:
-        staged = StagedRows()
+        staged = StagedRows(folder)
         _stage_into(staged, inputs, draws, quiet)
-    except OSError as ex:
+    except BaseException as ex:
         if staged is not None:
             staged.close()
-        raise MixError(
-            f"Cannot stage the drawn rows in a temporary file in {tempfile.gettempdir()} "
-            f"({ex.strerror or ex}): it needs room for the train split; set TMPDIR to a folder "
-            f"that has it."
-        ) from ex
+        if isinstance(ex, OSError):
+            raise MixError(
+                f"Cannot stage the drawn rows beside the output in '{folder.parent}' "
+                f"({ex.strerror or ex}): that disk needs room for the train split twice "
+                f"while the mixture is written."
+            ) from ex
+        raise
     return staged
 
 
@@ -246,8 +250,12 @@ def _stage_into(
         for task in inputs:  # what planning read stays out of memory: one task at a time
             task.release_train()
         with progress_bar(sum(d.quota for d in draws), "mix: stage drawn rows", quiet) as bar:
+            total = sum(d.quota for d in draws)
             for task, draw in zip(inputs, draws, strict=True):
-                staged.add_task()
+                # batches about the size of the task's share of a chunk: a chunk then reads
+                # about one batch of each task, and re-reads at most one
+                share = CHUNK_BYTES * draw.quota // max(total, 1)
+                staged.add_task(max(MIN_STAGED_BATCH, min(STAGED_BATCH, share)))
                 gatherer = RowGatherer([task.train], [task.train_batch_releasers])
                 piece = chunk_rows([task.train])
                 for start in range(0, draw.quota, piece):

@@ -373,7 +373,7 @@ def present(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     data = column.buffers()[2]
     first = np.zeros(len(column), dtype=np.uint8)
     if data is not None and data.size:
-        nonempty = lengths > 0
+        nonempty = valid & (lengths > 0)  # a null slot's offsets may point anywhere
         first[nonempty] = np.frombuffer(data, dtype=np.uint8)[starts[nonempty]]
     unsure = valid & ((lengths == 0) | _BLANK_BYTES[first])
     result = valid.copy()

@@ -56,3 +56,25 @@ def test_template_text_repeated_in_many_rows_is_not_a_leak():
     assert phrases > 0 and len(stripped[0].words) < len(sets[0].words)
     report = find_contamination([("t", sets[0])], [("e", sets[1])], n=13)
     assert not report.masks[0].any() and report.pairs == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_duplicates_compared_in_blocks_match_a_set_of_seen_rows(monkeypatch, seed):
+    """Mostly duplicates (the same data mixed many times): candidates are compared a bounded
+    block at a time, across tables of several record batches."""
+    import random
+
+    from instructkit.mix import hygiene
+
+    monkeypatch.setattr(hygiene, "_BATCH_ROWS", 4)
+    rng = random.Random(seed)
+    tables, rows = [], []
+    for _ in range(rng.randint(1, 4)):
+        pairs = [(rng.choice("abc"), rng.choice("xy")) for _ in range(rng.randint(0, 20))]
+        whole = table([p for p, _ in pairs], [c for _, c in pairs])
+        tables.append(pa.Table.from_batches(whole.to_batches(max_chunksize=3)))
+        rows.append(pairs)
+    seen, expected = set(), []
+    for pairs in rows:
+        expected.append([pair in seen or seen.add(pair) is not None for pair in pairs])
+    assert [m.tolist() for m in duplicate_masks(tables)] == expected

@@ -95,6 +95,66 @@ def test_no_room_to_stage_is_one_line_and_leaves_no_output(tmp_path, monkeypatch
     assert result.exit_code == 1
     message = result.output.strip().splitlines()
     assert len(message) == 1 and "Cannot stage the drawn rows" in message[0], result.output
-    assert "No space left on device" in message[0] and "TMPDIR" in message[0]
+    assert "No space left on device" in message[0] and "train split twice" in message[0]
     assert not out.exists()
     assert artifact.list_splits(paths[0]) == ["train", "validation", "test"]  # inputs untouched
+
+
+def test_staging_runs_in_the_calling_thread(tmp_path, monkeypatch):
+    """Ctrl-C reaches the main thread at once; staged in the gather's worker, it waited for
+    the whole staging pass."""
+    import threading
+
+    paths = [write_rendered(tmp_path / "in", f"t{i}", 30) for i in range(3)]
+    monkeypatch.setattr(mix_write, "MAPPED_BYTES", 0)
+    threads = []
+    real_stage = mix_write._stage
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real_stage(*args, **kwargs)
+
+    monkeypatch.setattr(mix_write, "_stage", recording)
+    mix_datasets(spec_for(*((p, {}) for p in paths), total=60, dedup=False), tmp_path / "m")
+    assert threads == [threading.main_thread()]
+
+
+def test_a_run_of_another_string_type_is_read_back_as_its_values():
+    staged = staging.StagedRows()
+    try:
+        first = _rows("a", "train", ["one", "two"])
+        staged.add_task()
+        staged.append(first)
+        wide = pa.schema([f.with_type(pa.large_string()) if f.type == pa.string() else f
+                          for f in first.schema])  # fmt: skip
+        staged.add_task()
+        staged.append(_rows("b", "train", ["hello", "world"]).cast(wide))
+        got = pa.Table.from_batches(staged.read(1, 0, 2))
+        assert got["prompt"].to_pylist() == ["hello", "world"]
+    finally:
+        staged.close()
+
+
+@pytest.mark.parametrize("mapped", [1 << 40, 0])
+def test_a_schedule_window_left_empty_is_skipped(tmp_path, monkeypatch, mapped):
+    """Quotas whose total is just past a multiple of the chunk size could leave the last
+    window empty, and gathering no rows failed in both paths."""
+    paths = [write_rendered(tmp_path / "in", f"t{i}", 50) for i in range(3)]
+    monkeypatch.setattr(mix_write, "CHUNK_BYTES", 1)  # chunks of MIN_CHUNK_ROWS (8,192)
+    monkeypatch.setattr(mix_write, "MAPPED_BYTES", mapped)
+    counts = [9496, 5565, 9516]
+    spec = spec_for(*((p, {"count": c}) for p, c in zip(paths, counts, strict=True)),
+                    dedup=False, decontaminate="off")  # fmt: skip
+    result = mix_datasets(spec, tmp_path / "mix")
+    assert result.splits["train"] == sum(counts)
+
+
+def test_shards_with_empty_buffers_hand_their_pages_back(tmp_path):
+    """All-empty strings and empty lists have zero-size buffers that may lie outside the
+    mapping: releasing their batch must not fail."""
+    path = write_rendered(tmp_path, "t", 3, texts=["", "", ""])
+    split = artifact.map_split(path, "train")
+    assert all(stop >= start >= 0 for _, start, stop in split.batch_ranges)
+    for release in split.batch_releasers():
+        release()
+    split.release()

@@ -292,3 +292,12 @@ def test_present_reads_first_bytes_and_agrees_with_the_regex(seed):
     assert render_batch.present(column).tolist() == expected
     chunked = pa.chunked_array([column, column], type=kind)
     assert render_batch.present(chunked).tolist() == expected * 2
+
+
+def test_present_does_not_read_where_a_null_slot_points():
+    import numpy as np
+
+    validity = pa.py_buffer(np.packbits([0, 0, 0, 1], bitorder="little"))
+    offsets = pa.py_buffer(np.array([0, 5, 9, 1, 2], np.int32))  # null slot 1: past the data
+    column = pa.Array.from_buffers(pa.string(), 4, [validity, offsets, pa.py_buffer(b"ab")])
+    assert render_batch.present(column).tolist() == [False, False, False, True]

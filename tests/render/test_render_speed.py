@@ -216,3 +216,21 @@ def test_render_spec_checks_every_output_before_rendering(tmp_path, dialogsum_di
 def test_render_spec_errors(spec, message):
     with pytest.raises(OptionsError, match=message):
         load_render_spec(spec)
+
+
+def test_profiling_works_without_the_resource_module():
+    """Windows has no ``resource``: the profile still prints, with no fault counts."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['resource'] = None\n"
+        "from instructkit import profiling\n"
+        "profiling.enable(); profiling.command_started()\n"
+        "with profiling.phase('read'):\n    pass\n"
+        "print(profiling.report())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    read = next(line for line in result.stdout.splitlines() if line.startswith("read"))
+    assert read.split()[-1] == "0"
