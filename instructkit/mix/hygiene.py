@@ -7,7 +7,7 @@ janitor of lm-evaluation-harness); a row's n-grams are the hashes of every n con
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,14 +41,22 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
 # ---------------------------------------------------------------- exact duplicates
 
 
-def duplicate_masks(tables: Sequence[pa.Table]) -> list[np.ndarray]:
+def duplicate_masks(
+    tables: Sequence[pa.Table], releasers: Sequence[Callable[[], None]] = ()
+) -> list[np.ndarray]:
     """For each table, True where the row repeats the prompt and completion of an earlier row.
 
     "Earlier" runs over the tables in order, then rows in order, so the first occurrence in
     spec order is kept. Rows are grouped by a 64-bit hash (8 bytes a row in memory) and each
-    candidate is then compared, as text, with the first row of its group.
+    candidate is then compared, as text, with the first row of its group. ``releasers`` (one
+    per table, e.g. ``MappedSplit.release``) hand back a mapped table's pages once read.
     """
-    hashes = [_row_hashes(table) for table in tables]
+    release_all = lambda: [release() for release in releasers]  # noqa: E731
+    hashes = []
+    for index, table in enumerate(tables):
+        hashes.append(_row_hashes(table))
+        if releasers:
+            releasers[index]()
     if not hashes:
         return []
     flat = np.concatenate(hashes)
@@ -58,7 +66,7 @@ def duplicate_masks(tables: Sequence[pa.Table]) -> list[np.ndarray]:
     group_start = np.maximum.accumulate(np.where(same_as_previous, 0, np.arange(len(order))))
     candidates, firsts = order[same_as_previous], order[group_start[same_as_previous]]
     duplicate = np.zeros(len(order), dtype=bool)
-    duplicate[candidates] = _same_texts(_RowTexts(tables), candidates, firsts)
+    duplicate[candidates] = _same_texts(_RowTexts(tables), candidates, firsts, release_all)
     return np.split(duplicate, np.cumsum([len(h) for h in hashes])[:-1])
 
 
@@ -72,15 +80,20 @@ def _row_hashes(table: pa.Table) -> np.ndarray:
     return np.concatenate(parts).astype(np.uint64)
 
 
-def _same_texts(texts: _RowTexts, rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+def _same_texts(
+    texts: _RowTexts, rows: np.ndarray, others: np.ndarray, after_block: Callable[[], object]
+) -> np.ndarray:
     """Whether row ``rows[i]`` has the text of row ``others[i]``, a bounded block at a time:
     when most rows repeat (the same dataset mixed many times), the candidates are millions,
     and holding their texts at once took 16 GB and overflowed Arrow's 2 GB string arrays."""
     same = np.empty(len(rows), dtype=bool)
+    # In order of position, so that a block reads one stretch of the inputs, not all of them.
+    by_position = np.argsort(rows, kind="stable")
     for start in range(0, len(rows), _BATCH_ROWS):
-        stop = start + _BATCH_ROWS
-        equal = pc.equal(texts.at(rows[start:stop]), texts.at(others[start:stop]))
-        same[start:stop] = equal.to_numpy(zero_copy_only=False)
+        block = by_position[start : start + _BATCH_ROWS]
+        equal = pc.equal(texts.at(rows[block]), texts.at(others[block]))
+        same[block] = equal.to_numpy(zero_copy_only=False)
+        after_block()
     return same
 
 
@@ -104,11 +117,15 @@ class _RowTexts:
         sorted_batches = batch_of_row[order]
         local = rows[order] - self.starts[sorted_batches]
         cuts = np.flatnonzero(np.diff(sorted_batches)) + 1
+        # Many small takes: from the system allocator, which reuses their odd sizes; jemalloc,
+        # keeping freed pages for the data commands, grew by gigabytes on them.
+        pool = pa.system_memory_pool()
         parts = [
-            self.batches[int(sorted_batches[start])].take(pa.array(local[start:stop]))
+            pc.take(self.batches[int(sorted_batches[start])], pa.array(local[start:stop]),
+                    memory_pool=pool)
             for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True)
             if stop > start
-        ]
+        ]  # fmt: skip
         if not parts:
             return pa.array([], pa.string())
         grouped = pa.Table.from_batches(parts).combine_chunks()

@@ -198,7 +198,7 @@ def _hygiene(spec: MixSpec, inputs: list[TaskInput], quiet: bool) -> Hygiene:
     """Candidate train rows per task after dedup and (with drop) decontamination."""
     duplicates = [np.zeros(i.train.num_rows, dtype=bool) for i in inputs]
     if spec.dedup:
-        duplicates = duplicate_masks([i.train for i in inputs])
+        duplicates = duplicate_masks([i.train for i in inputs], [i.release_train for i in inputs])
     report = _contamination(spec, inputs, quiet) if spec.decontaminate != "off" else None
     dropped = [np.zeros_like(d) for d in duplicates]
     if report is not None and spec.decontaminate == "drop":
