@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# Words of a phrase that counts as template text when it repeats (strip_boilerplate).
+PHRASE_WORDS = 5
 # Odd 64-bit multiplier for the rolling n-gram hash (the golden-ratio constant).
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _BATCH_ROWS = 50_000
@@ -212,7 +214,7 @@ def _rolling_hashes(word_hashes: np.ndarray, n: int) -> np.ndarray:
 
 
 def strip_boilerplate(
-    sets: Sequence[WordIndex], threshold: int, width: int = 5
+    sets: Sequence[WordIndex], threshold: int, width: int = PHRASE_WORDS
 ) -> tuple[list[WordIndex], int]:
     """Remove the words of every ``width``-word phrase found more than ``threshold`` times.
 
@@ -220,18 +222,61 @@ def strip_boilerplate(
     large share of rows; left in, any n-gram that spans one plus a common first word would
     look like a leak. Removing the phrase from both sides keeps the content's n-grams.
     """
-    found = [_ngrams(ix, width) for ix in sets]
-    all_grams = np.concatenate([g for g, _ in found] or [_EMPTY])
-    grams, counts = np.unique(all_grams, return_counts=True)
-    frequent = grams[counts > threshold]
-    stripped = []
-    for ix, (gram, start) in zip(sets, found, strict=True):
-        starts = start[_member(gram, frequent)]
-        size = len(ix.words) + width
-        # +1 where a phrase starts, -1 just after it ends: a running sum > 0 marks its words
-        edges = np.bincount(starts, minlength=size) - np.bincount(starts + width, minlength=size)
-        stripped.append(ix.subset(np.cumsum(edges)[: len(ix.words)] == 0))
-    return stripped, int(len(frequent))
+    counts = _GramCounts()
+    for ix in sets:
+        counts.add(_ngrams(ix, width)[0])
+    frequent = counts.above(threshold)
+    return [_strip(ix, frequent, width) for ix in sets], int(len(frequent))
+
+
+def _strip(ix: WordIndex, frequent: np.ndarray, width: int) -> WordIndex:
+    """``ix`` without the words of its ``width``-word phrases that are in ``frequent``."""
+    gram, start = _ngrams(ix, width)
+    starts = start[_member(gram, frequent)]
+    size = len(ix.words) + width
+    # +1 where a phrase starts, -1 just after it ends: a running sum > 0 marks its words
+    edges = np.bincount(starts, minlength=size) - np.bincount(starts + width, minlength=size)
+    return ix.subset(np.cumsum(edges)[: len(ix.words)] == 0)
+
+
+class _GramCounts:
+    """How often each hash occurs over many arrays added one at a time: distinct values and
+    their counts, merged when what waits is as large as what was merged (amortised), so
+    memory follows the distinct values, not every occurrence."""
+
+    def __init__(self) -> None:
+        self.values = _EMPTY
+        self.counts = np.empty(0, dtype=np.int64)
+        self._waiting: list[tuple[np.ndarray, np.ndarray]] = []
+        self._waiting_size = 0
+
+    def add(self, values: np.ndarray) -> None:
+        unique, counts = np.unique(values, return_counts=True)
+        self._waiting.append((unique, counts))
+        self._waiting_size += len(unique)
+        if self._waiting_size > max(len(self.values), 1 << 20):
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._waiting:
+            return
+        values = np.concatenate([self.values, *(v for v, _ in self._waiting)])
+        counts = np.concatenate([self.counts, *(c for _, c in self._waiting)])
+        self.values, inverse = np.unique(values, return_inverse=True)
+        self.counts = np.bincount(inverse, weights=counts, minlength=len(self.values)).astype(
+            np.int64
+        )
+        self._waiting, self._waiting_size = [], 0
+
+    def above(self, threshold: int) -> np.ndarray:
+        """The sorted distinct values seen more than ``threshold`` times."""
+        self._merge()
+        return self.values[self.counts > threshold]
+
+    def distinct(self) -> np.ndarray:
+        """Every distinct value seen, sorted."""
+        self._merge()
+        return self.values
 
 
 # ---------------------------------------------------------------- contamination
@@ -247,9 +292,17 @@ class ContaminationReport:
     threshold_rows: int = 0
 
 
+# A set's words, or a way to compute them when needed (see find_contamination).
+WordSource = WordIndex | Callable[[], WordIndex]
+
+
+def _words(source: WordSource) -> WordIndex:
+    return source if isinstance(source, WordIndex) else source()
+
+
 def find_contamination(
-    train: Sequence[tuple[str, WordIndex]],
-    evaluation: Sequence[tuple[str, WordIndex]],
+    train: Sequence[tuple[str, WordSource]],
+    evaluation: Sequence[tuple[str, WordSource]],
     n: int = 13,
     boilerplate_fraction: float = 0.01,
 ) -> ContaminationReport:
@@ -257,21 +310,43 @@ def find_contamination(
 
     Phrases found more often than max(10, boilerplate_fraction x all rows) are template text
     and are removed first (see strip_boilerplate).
+
+    A set given as a callable is computed each time it is needed (twice for train sets,
+    three times for evaluation sets) and never held beside the others: memory follows the
+    largest set and the distinct phrases, not every word of the mixture (500 tasks of 12k
+    rows held 29 GB). What is kept of each train set is only its n-grams found in
+    evaluation sets.
     """
-    sets = [ix for _, ix in train] + [ix for _, ix in evaluation]
-    threshold = max(10, int(boilerplate_fraction * sum(ix.num_rows for ix in sets)))
-    stripped, phrases = strip_boilerplate(sets, threshold)
-    train_ix = [ngram_index(ix, n) for ix in stripped[: len(train)]]
-    eval_ix = [ngram_index(ix, n) for ix in stripped[len(train) :]]
-    eval_grams = np.unique(np.concatenate([ix.grams for ix in eval_ix] or [_EMPTY]))
+    counts, rows = _GramCounts(), 0
+    for _, source in [*train, *evaluation]:
+        words = _words(source)
+        counts.add(_ngrams(words, PHRASE_WORDS)[0])
+        rows += words.num_rows
+    threshold = max(10, int(boilerplate_fraction * rows))
+    frequent = counts.above(threshold)
+    del counts
+
+    def grams(source: WordSource) -> NgramIndex:
+        return ngram_index(_strip(_words(source), frequent, PHRASE_WORDS), n)
+
+    seen_in_eval = _GramCounts()
+    for _, source in evaluation:
+        seen_in_eval.add(grams(source).grams)
+    eval_grams = seen_in_eval.distinct()
+    del seen_in_eval
     # Only n-grams on both sides matter: shrink every index to those before any further work.
-    train_ix = [ix.subset(_member(ix.grams, eval_grams)) for ix in train_ix]
+    train_ix = []
+    for _, source in train:
+        ix = grams(source)
+        train_ix.append(ix.subset(_member(ix.grams, eval_grams)))
     shared = np.unique(np.concatenate([ix.grams for ix in train_ix] or [_EMPTY]))
-    eval_named = [
-        (name, ix.subset(_member(ix.grams, shared)))
-        for (name, _), ix in zip(evaluation, eval_ix, strict=True)
-    ]
-    report = ContaminationReport([], boilerplate_phrases=phrases, threshold_rows=threshold)
+    eval_named = []
+    for name, source in evaluation:
+        ix = grams(source)
+        eval_named.append((name, ix.subset(_member(ix.grams, shared))))
+    report = ContaminationReport(
+        [], boilerplate_phrases=int(len(frequent)), threshold_rows=threshold
+    )
     for (name, _), ix in zip(train, train_ix, strict=True):
         mask = np.zeros(ix.num_rows, dtype=bool)
         mask[ix.rows] = True

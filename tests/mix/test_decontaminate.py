@@ -78,3 +78,130 @@ def test_duplicates_compared_in_blocks_match_a_set_of_seen_rows(monkeypatch, see
     for pairs in rows:
         expected.append([pair in seen or seen.add(pair) is not None for pair in pairs])
     assert [m.tolist() for m in duplicate_masks(tables)] == expected
+
+
+# ---------------------------------------------------------------- one set at a time
+
+
+def _reference_contamination(train, evaluation, n, fraction, width=5):
+    """find_contamination as it was, every set's words and phrases held at once."""
+    import numpy as np
+
+    from instructkit.mix.hygiene import ContaminationReport, _member, _ngrams, _pairs
+
+    sets = [ix for _, ix in train] + [ix for _, ix in evaluation]
+    threshold = max(10, int(fraction * sum(ix.num_rows for ix in sets)))
+    found = [_ngrams(ix, width) for ix in sets]
+    grams, counts = np.unique(np.concatenate([g for g, _ in found]), return_counts=True)
+    frequent = grams[counts > threshold]
+    stripped = []
+    for ix, (gram, start) in zip(sets, found, strict=True):
+        starts = start[_member(gram, frequent)]
+        size = len(ix.words) + width
+        edges = np.bincount(starts, minlength=size) - np.bincount(starts + width, minlength=size)
+        stripped.append(ix.subset(np.cumsum(edges)[: len(ix.words)] == 0))
+    train_ix = [ngram_index(ix, n) for ix in stripped[: len(train)]]
+    eval_ix = [ngram_index(ix, n) for ix in stripped[len(train) :]]
+    eval_grams = np.unique(np.concatenate([ix.grams for ix in eval_ix]))
+    train_ix = [ix.subset(_member(ix.grams, eval_grams)) for ix in train_ix]
+    shared = np.unique(np.concatenate([ix.grams for ix in train_ix]))
+    eval_named = [
+        (name, ix.subset(_member(ix.grams, shared)))
+        for (name, _), ix in zip(evaluation, eval_ix, strict=True)
+    ]
+    report = ContaminationReport([], boilerplate_phrases=len(frequent), threshold_rows=threshold)
+    for (name, _), ix in zip(train, train_ix, strict=True):
+        mask = np.zeros(ix.num_rows, dtype=bool)
+        mask[ix.rows] = True
+        report.masks.append(mask)
+        report.pairs.extend(_pairs(name, ix, eval_named))
+    return report
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sets_computed_one_at_a_time_find_what_all_at_once_found(seed, monkeypatch):
+    """Random texts from a small vocabulary with a repeated template phrase: the same masks,
+    pairs and boilerplate count, with sets given as callables computed when needed."""
+    import random
+
+    from instructkit.mix import hygiene
+
+    monkeypatch.setattr(hygiene._GramCounts, "add", _small_merges(hygiene._GramCounts.add))
+    rng = random.Random(seed)
+    vocabulary = STORY.split() + ["alpha", "beta", "gamma", "delta"]
+    template = "please read this conversation and summarise it"
+
+    def texts(count):
+        rows = []
+        for _ in range(count):
+            body = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 30)))
+            rows.append(f"{template} {body}" if rng.random() < 0.6 else body)
+        return pa.array(rows)
+
+    train = [(f"t{i}", word_index(texts(rng.randint(1, 40)))) for i in range(rng.randint(1, 4))]
+    evaluation = [
+        (f"e{i}", word_index(texts(rng.randint(1, 30)))) for i in range(rng.randint(1, 3))
+    ]
+    n, fraction = rng.choice([3, 5, 13]), rng.choice([0.01, 0.2])
+    expected = _reference_contamination(train, evaluation, n, fraction)
+    calls = []
+
+    def lazy(ix):
+        def compute():
+            calls.append(1)
+            return ix
+
+        return compute
+
+    got = find_contamination(
+        [(name, lazy(ix)) for name, ix in train],
+        [(name, lazy(ix)) for name, ix in evaluation],
+        n,
+        fraction,
+    )
+    assert [m.tolist() for m in got.masks] == [m.tolist() for m in expected.masks]
+    assert got.pairs == expected.pairs
+    assert (got.boilerplate_phrases, got.threshold_rows) == (
+        expected.boilerplate_phrases,
+        expected.threshold_rows,
+    )
+    assert len(calls) == 2 * len(train) + 3 * len(evaluation)
+
+
+def _small_merges(add):
+    """Merge counts after every add, so that the merging itself is exercised."""
+
+    def adding(self, values):
+        add(self, values)
+        self._merge()
+
+    return adding
+
+
+@pytest.mark.parametrize("budget", [0, 10**12])
+def test_a_mix_decontaminates_alike_with_or_without_kept_word_indexes(
+    tmp_path, monkeypatch, budget
+):
+    from test_mix import spec_for, write_rendered
+
+    from instructkit.artifacts.manifest import read_manifest
+    from instructkit.mix import run as mix_run
+    from instructkit.mix.run import mix_datasets
+
+    leak = [f"{STORY} number {i}" for i in range(5)]
+    paths = [write_rendered(tmp_path / "in", f"t{i}", 40, texts=leak[: i + 1]) for i in range(3)]
+    # an evaluation set holding the story: every task leaks, each by its own count of rows
+    held_out = write_rendered(tmp_path / "in", "held_out", 2, texts=[STORY, STORY])
+    (held_out / "train").rename(held_out / "test_story")
+    (held_out / "test").rename(held_out / "old_test")
+    (held_out / "test_story").rename(held_out / "test")
+    spec = spec_for(*((p, {}) for p in paths), total=60, decontaminate="report",
+                    eval_sets=[str(held_out)])  # fmt: skip
+    mix_datasets(spec, tmp_path / "reference")
+    monkeypatch.setattr(mix_run, "WORD_CACHE_WORDS", budget)
+    mix_datasets(spec, tmp_path / "mix")
+    keys = ("decontamination", "counts", "tasks")
+    reference, got = read_manifest(tmp_path / "reference"), read_manifest(tmp_path / "mix")
+    assert {k: got[k] for k in keys} == {k: reference[k] for k in keys}
+    leaked = {p["train_task"]: p["train_rows"] for p in got["decontamination"]["pairs"]}
+    assert leaked == {"t0": 1, "t1": 2, "t2": 3}
