@@ -250,7 +250,8 @@ def _open_direct(path: Path) -> int | None:
         return None
 
 
-def _pwrite(fd: int, data: Any, offset: int) -> int:
+def pwrite(fd: int, data: Any, offset: int) -> int:
+    """``os.pwrite``, or a seek and a write where there is none (Windows: one writer a file)."""
     if hasattr(os, "pwrite"):
         return os.pwrite(fd, data, offset)
     os.lseek(fd, offset, os.SEEK_SET)  # systems without pwrite (Windows)
@@ -467,7 +468,7 @@ class _StagePipeline:
 
     def _write_ordinary(self, view: memoryview, at: int) -> None:
         while len(view):
-            count = _pwrite(self.fd, view, at)
+            count = pwrite(self.fd, view, at)
             view, at = view[count:], at + count
 
     # ------------------------------------------------------------ ending

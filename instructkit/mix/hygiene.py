@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from instructkit.mix.write import RowGatherer
+
 # Words of a phrase that counts as template text when it repeats (strip_boilerplate).
 PHRASE_WORDS = 5
 # Odd 64-bit multiplier for the rolling n-gram hash (the golden-ratio constant).
@@ -53,7 +55,11 @@ def duplicate_masks(
     candidate is then compared, as text, with the first row of its group. ``releasers`` (one
     per table, e.g. ``MappedSplit.release``) hand back a mapped table's pages once read.
     """
-    release_all = lambda: [release() for release in releasers]  # noqa: E731
+
+    def release_all() -> None:
+        for release in releasers:
+            release()
+
     hashes = []
     for index, table in enumerate(tables):
         hashes.append(_row_hashes(table))
@@ -68,7 +74,10 @@ def duplicate_masks(
     group_start = np.maximum.accumulate(np.where(same_as_previous, 0, np.arange(len(order))))
     candidates, firsts = order[same_as_previous], order[group_start[same_as_previous]]
     duplicate = np.zeros(len(order), dtype=bool)
-    duplicate[candidates] = _same_texts(_RowTexts(tables), candidates, firsts, release_all)
+    # Many small takes: from the system allocator, which reuses their odd sizes; jemalloc,
+    # keeping freed pages for the data commands, grew by gigabytes on them.
+    gatherer = RowGatherer(tables, columns=["prompt", "completion"], pool=pa.system_memory_pool())
+    duplicate[candidates] = _same_texts(gatherer, candidates, firsts, release_all)
     return np.split(duplicate, np.cumsum([len(h) for h in hashes])[:-1])
 
 
@@ -83,7 +92,10 @@ def _row_hashes(table: pa.Table) -> np.ndarray:
 
 
 def _same_texts(
-    texts: _RowTexts, rows: np.ndarray, others: np.ndarray, after_block: Callable[[], object]
+    gatherer: RowGatherer,
+    rows: np.ndarray,
+    others: np.ndarray,
+    after_block: Callable[[], object],
 ) -> np.ndarray:
     """Whether row ``rows[i]`` has the text of row ``others[i]``, a bounded block at a time:
     when most rows repeat (the same dataset mixed many times), the candidates are millions,
@@ -93,47 +105,14 @@ def _same_texts(
     by_position = np.argsort(rows, kind="stable")
     for start in range(0, len(rows), _BATCH_ROWS):
         block = by_position[start : start + _BATCH_ROWS]
-        equal = pc.equal(texts.at(rows[block]), texts.at(others[block]))
+        equal = pc.equal(_texts(gatherer, rows[block]), _texts(gatherer, others[block]))
         same[block] = equal.to_numpy(zero_copy_only=False)
         after_block()
     return same
 
 
-class _RowTexts:
-    """Row texts by position counted across tables, taken per record batch: ``Table.take``
-    on a table of many batches would first concatenate each whole column."""
-
-    def __init__(self, tables: Sequence[pa.Table]) -> None:
-        self.batches = [
-            batch
-            for table in tables
-            for batch in table.select(["prompt", "completion"]).to_batches()
-            if batch.num_rows
-        ]
-        self.starts = np.cumsum([0] + [b.num_rows for b in self.batches])
-
-    def at(self, rows: np.ndarray) -> pa.Array:
-        """The texts of ``rows`` (global positions), in that order."""
-        batch_of_row = np.searchsorted(self.starts, rows, side="right") - 1
-        order = np.argsort(batch_of_row, kind="stable")
-        sorted_batches = batch_of_row[order]
-        local = rows[order] - self.starts[sorted_batches]
-        cuts = np.flatnonzero(np.diff(sorted_batches)) + 1
-        # Many small takes: from the system allocator, which reuses their odd sizes; jemalloc,
-        # keeping freed pages for the data commands, grew by gigabytes on them.
-        pool = pa.system_memory_pool()
-        parts = [
-            pc.take(self.batches[int(sorted_batches[start])], pa.array(local[start:stop]),
-                    memory_pool=pool)
-            for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(order)], strict=True)
-            if stop > start
-        ]  # fmt: skip
-        if not parts:
-            return pa.array([], pa.string())
-        grouped = pa.Table.from_batches(parts).combine_chunks()
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        return row_text(grouped.take(pa.array(inverse))).combine_chunks()
+def _texts(gatherer: RowGatherer, rows: np.ndarray) -> pa.ChunkedArray:
+    return row_text(gatherer.take(rows))
 
 
 # ---------------------------------------------------------------- words and n-grams

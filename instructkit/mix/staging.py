@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from instructkit.artifacts.dataset import pwrite as _pwrite
 from instructkit.mix.plan import TaskInput
 
 # Bytes per staged record batch, at most and at least; each task's are sized by its share.
@@ -118,13 +119,6 @@ def _read_all(fd: int, size: int, offset: int) -> bytes:
             raise OSError(f"the staged rows end early, at byte {offset + len(data)}")
         data += more
     return data
-
-
-def _pwrite(fd: int, data: memoryview, offset: int) -> int:
-    if hasattr(os, "pwrite"):
-        return os.pwrite(fd, data, offset)
-    os.lseek(fd, offset, os.SEEK_SET)  # Windows: the file is ours alone, one thread at a time
-    return os.write(fd, data)
 
 
 def _pread(fd: int, size: int, offset: int) -> bytes:

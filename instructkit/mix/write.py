@@ -54,18 +54,25 @@ class RowGatherer:
     held 7.5 GB of mapped inputs. With them, once the batches read since the last hand-back
     exceed MAPPED_BYTES, their pages are dropped; inputs smaller than that are never
     re-read.
+
+    ``columns`` (default: the dataset schema's) are the columns taken; ``pool`` the memory
+    pool of the per-batch takes (None: Arrow's default).
     """
 
     def __init__(
         self,
         tables: Sequence[pa.Table],
         releasers: Sequence[Sequence[Callable[[], None]]] = (),
+        columns: Sequence[str] | None = None,
+        pool: pa.MemoryPool | None = None,
     ) -> None:
         self.batches: list[pa.RecordBatch] = []
         self.releasers: list[Callable[[], None] | None] = []
+        self.pool = pool
+        names = list(artifact.SCHEMA.names if columns is None else columns)
         for index, table in enumerate(tables):
             own = releasers[index] if releasers else ()
-            for number, batch in enumerate(table.select(artifact.SCHEMA.names).to_batches()):
+            for number, batch in enumerate(table.select(names).to_batches()):
                 if batch.num_rows:
                     self.batches.append(batch.replace_schema_metadata(None))
                     self.releasers.append(own[number] if own else None)
@@ -86,7 +93,8 @@ class RowGatherer:
         for start, stop in bounds:
             if stop > start:
                 batch = int(sorted_batches[start])
-                parts.append(self.batches[batch].take(pa.array(local[start:stop])))
+                indices = pa.array(local[start:stop])
+                parts.append(pc.take(self.batches[batch], indices, memory_pool=self.pool))
                 self._read(batch)
         # One contiguous batch first: take() on a table of many chunks is much slower.
         gathered = pa.concat_batches(parts)
